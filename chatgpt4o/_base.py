@@ -1,0 +1,189 @@
+"""g4f-style provider bases: the names and behaviours a gpt4free user expects.
+
+`BaseProvider` describes a provider; `AsyncProvider` answers with `create_async` and
+gets a blocking `create_completion` for free; `AsyncGeneratorProvider` answers with
+`create_async_generator` and gets both of the others; `ProviderModelMixin` resolves
+model names and aliases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar
+
+from ._exceptions import ModelNotSupportedError
+from ._messages import Messages
+
+__all__ = [
+    "AsyncGeneratorProvider",
+    "AsyncProvider",
+    "BaseProvider",
+    "ProviderModelMixin",
+    "iterate_blocking",
+]
+
+
+def _refuse_inside_running_loop(provider: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        f"{provider}.create_completion() blocks, so it cannot run inside a running event "
+        f"loop; use `await {provider}.create_async(...)` or "
+        f"`async for piece in {provider}.create_async_generator(...)` instead"
+    )
+
+
+def iterate_blocking(pieces: AsyncIterator[str]) -> Iterator[str]:
+    """Drive an async iterator from blocking code, on a private event loop.
+
+    Pieces come out as they arrive. The loop is shut down as `asyncio.run` would do
+    it (tasks cancelled, async generators finalized), also when the caller stops early.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(pieces.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        try:
+            closer = getattr(pieces, "aclose", None)
+            if closer is not None:
+                loop.run_until_complete(closer())
+            leftover = asyncio.all_tasks(loop)
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+
+async def _one(value: Any) -> AsyncIterator[str]:
+    yield await value
+
+
+class BaseProvider(ABC):
+    """What every provider says about itself, and the calls it answers."""
+
+    url: ClassVar[str | None] = None
+    working: ClassVar[bool] = False
+    needs_auth: ClassVar[bool] = False
+    supports_stream: ClassVar[bool] = False
+    supports_message_history: ClassVar[bool] = False
+    supports_system_message: ClassVar[bool] = False
+    label: ClassVar[str | None] = None
+    parent: ClassVar[str | None] = None
+
+    @classmethod
+    @abstractmethod
+    def create_completion(
+        cls, model: str, messages: Messages, stream: bool = False, **kwargs: Any
+    ) -> Iterator[str]:
+        """The blocking API: an iterator of reply text."""
+
+    @classmethod
+    @abstractmethod
+    async def create_async(cls, model: str, messages: Messages, **kwargs: Any) -> str:
+        """The whole reply."""
+
+    @classmethod
+    def get_dict(cls) -> dict[str, str | None]:
+        """Name, URL and label, as g4f lists providers."""
+        return {"name": cls.__name__, "url": cls.url, "label": cls.label}
+
+    @classmethod
+    def get_parent(cls) -> str:
+        return cls.parent or cls.__name__
+
+
+class AsyncProvider(BaseProvider):
+    """A provider whose native call is `create_async`."""
+
+    @classmethod
+    def create_completion(
+        cls, model: str, messages: Messages, stream: bool = False, **kwargs: Any
+    ) -> Iterator[str]:
+        """Blocking: the reply as one piece. Not usable inside a running event loop."""
+        _refuse_inside_running_loop(cls.__name__)
+        return iterate_blocking(_one(cls.create_async(model, messages, **kwargs)))
+
+    @classmethod
+    @abstractmethod
+    async def create_async(cls, model: str, messages: Messages, **kwargs: Any) -> str:
+        """The whole reply."""
+
+
+class AsyncGeneratorProvider(AsyncProvider):
+    """A provider whose native call is `create_async_generator`."""
+
+    supports_stream: ClassVar[bool] = True
+
+    @classmethod
+    def create_completion(
+        cls, model: str, messages: Messages, stream: bool = True, **kwargs: Any
+    ) -> Iterator[str]:
+        """Blocking: the reply's pieces as they arrive."""
+        _refuse_inside_running_loop(cls.__name__)
+        pieces = cls.create_async_generator(model, messages, stream=stream, **kwargs)
+        return iterate_blocking(pieces)
+
+    @classmethod
+    async def create_async(cls, model: str, messages: Messages, **kwargs: Any) -> str:
+        """The whole reply, joined from the generator's pieces."""
+        kwargs.pop("stream", None)
+        pieces = [
+            piece
+            async for piece in cls.create_async_generator(model, messages, stream=False, **kwargs)
+        ]
+        return "".join(pieces)
+
+    @classmethod
+    @abstractmethod
+    def create_async_generator(
+        cls, model: str, messages: Messages, stream: bool = True, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        """The reply in pieces, as they arrive."""
+
+
+class ProviderModelMixin:
+    """Model names, aliases and the default model of a provider."""
+
+    default_model: ClassVar[str | None] = None
+    models: ClassVar[list[str]] = []
+    model_aliases: ClassVar[dict[str, str]] = {}
+    last_model: ClassVar[str | None] = None
+
+    @classmethod
+    def get_models(cls, **kwargs: Any) -> list[str]:
+        """The models this provider serves (not counting aliases)."""
+        if not cls.models and cls.default_model is not None:
+            return [cls.default_model]
+        return list(cls.models)
+
+    @classmethod
+    def get_model(cls, model: str | None, **kwargs: Any) -> str:
+        """The model to use for `model`: an alias resolved, "" or None the default.
+
+        Raises ModelNotSupportedError for a name the provider does not serve.
+        """
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"model must be a str, not {type(model).__name__}")
+        if not model:
+            if cls.default_model is None:
+                raise ModelNotSupportedError("", cls.__name__, cls.get_models())
+            model = cls.default_model
+        model = cls.model_aliases.get(model, model)
+        if model not in cls.get_models():
+            raise ModelNotSupportedError(
+                model, cls.__name__, [*cls.get_models(), *cls.model_aliases]
+            )
+        cls.last_model = model
+        return model

@@ -1,0 +1,50 @@
+"""Defaults in one place: timeouts, retries, backoff, sizes and browser identity."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BROWSER_HEADERS",
+    "DEFAULT_IMPERSONATE",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "FALLBACK_USER_AGENT",
+    "INITIAL_RETRY_DELAY",
+    "MAX_PAGE_BYTES",
+    "MAX_RESPONSE_BYTES",
+    "MAX_RETRY_DELAY",
+    "RETRY_JITTER",
+]
+
+#: Seconds one whole call may take: page scrape, POST, retries and sleeps.
+DEFAULT_TIMEOUT = 120.0
+
+#: Retries after the first attempt for transport errors, 408, 409, 429 and 5xx.
+DEFAULT_MAX_RETRIES = 2
+
+#: Backoff before retry n (0-based) is min(INITIAL_RETRY_DELAY * 2**n, MAX_RETRY_DELAY) ...
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+#: ... shortened by up to this fraction at random, so clients do not retry in lockstep.
+RETRY_JITTER = 0.25
+
+#: The page scrape stops reading after this many bytes (themes inline a lot, but the
+#: widget sits in the first few megabytes; a runaway page must not eat memory).
+MAX_PAGE_BYTES = 8 * 1024 * 1024
+#: An admin-ajax answer (plain or streamed) larger than this is refused.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+#: curl_cffi browser profile: TLS and HTTP/2 fingerprints of a current Chrome.
+DEFAULT_IMPERSONATE = "chrome"
+
+#: Headers a browser sends to the site; origin, referer and the XHR marker are added
+#: per request because they depend on the site's URL. curl_cffi's impersonation adds a
+#: user-agent (and sec-ch-ua headers) matching its TLS fingerprint, so the user-agent
+#: below is only sent by backends that do not impersonate.
+BROWSER_HEADERS: dict[str, str] = {
+    "accept": "*/*",
+    "accept-language": "en-US,en;q=0.9",
+}
+FALLBACK_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)

@@ -1,0 +1,158 @@
+"""The errors `chatgpt4o` raises on purpose.
+
+Every one of them derives from `ProviderError`, itself a `RuntimeError` (the original
+provider promised `RuntimeError`, and code written for it keeps working):
+
+* ProviderError (RuntimeError)
+  * ModelNotSupportedError (also ValueError) - unknown model; raised before any I/O.
+  * ProviderConnectionError (also ConnectionError) - connect, DNS, TLS, proxy, reset.
+    * ProviderTimeoutError (also TimeoutError) - the call's deadline passed.
+  * HTTPStatusError - a non-2xx answer; carries `status_code` and a trimmed `body`.
+    * CloudflareError - a Cloudflare challenge (403 or 503) stood in the way.
+    * PluginUnavailableError - HTTP 400 `0`: the site's plugin has no chat action
+      (AI Power 2.3 and newer, or the plugin is gone).
+  * RateLimitError - HTTP 429, or the plugin's `tokenLimitReached` answer.
+  * ServiceError - the plugin answered `status: error`; carries `server_message`.
+    * NonceError - the nonce was rejected again right after a fresh scrape.
+  * ResponseError - a 2xx answer that is not what the protocol promises.
+    * ScrapeError - the page has no post ID or no chat nonce.
+
+Bad `messages` raise plain `TypeError` or `ValueError`, like any Python API given
+arguments of the wrong type or value.
+
+Messages never contain the nonce, cookies or a proxy password: bodies are trimmed and
+every text passes through `redact` before it is shown.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CloudflareError",
+    "HTTPStatusError",
+    "ModelNotSupportedError",
+    "NonceError",
+    "PluginUnavailableError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "ResponseError",
+    "ScrapeError",
+    "ServiceError",
+    "redact",
+    "trim",
+]
+
+#: How much of a server's body an error message shows.
+BODY_PREVIEW_CHARS = 200
+
+# userinfo in URLs (proxy passwords), and the values of nonce and cookie fields
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@", re.I)
+_SECRET_FIELD = re.compile(
+    r"(?P<key>_wpnonce|nonce|search_nonce|cookie|cf_clearance|password)"
+    r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s\"'&;,}]+)",
+    re.I,
+)
+
+
+def redact(text: str) -> str:
+    """Hide proxy passwords, nonces and cookie values in `text`."""
+    text = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+    return _SECRET_FIELD.sub(r"\g<key>\g<sep>***", text)
+
+
+def trim(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
+    """One line of at most `limit` characters, secrets redacted, for an error message."""
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return redact(flat)
+
+
+class ProviderError(RuntimeError):
+    """Root of every error this library raises on purpose."""
+
+
+class ModelNotSupportedError(ProviderError, ValueError):
+    """The model is not one the provider serves."""
+
+    def __init__(self, model: str, provider: str, supported: list[str]) -> None:
+        self.model = model
+        self.supported = list(supported)
+        super().__init__(
+            f"Model is not supported: {model!r} in: {provider}. "
+            f"Supported models: {', '.join(supported)}"
+        )
+
+
+class ProviderConnectionError(ProviderError, ConnectionError):
+    """The request did not get an answer: connection, DNS, TLS or proxy failure."""
+
+
+class ProviderTimeoutError(ProviderConnectionError, TimeoutError):
+    """The call's deadline passed before the answer was complete."""
+
+
+class HTTPStatusError(ProviderError):
+    """The server answered with a status that is not 2xx."""
+
+    def __init__(self, message: str, *, status_code: int, body: str = "") -> None:
+        self.status_code = status_code
+        self.body = trim(body)
+        detail = f" (HTTP {status_code})" if str(status_code) not in message else ""
+        shown = f": {self.body}" if self.body else ""
+        super().__init__(f"{message}{detail}{shown}")
+
+
+class CloudflareError(HTTPStatusError):
+    """A Cloudflare challenge page answered instead of the site."""
+
+
+class PluginUnavailableError(HTTPStatusError):
+    """admin-ajax.php has no handler for the chat action on this site."""
+
+
+class RateLimitError(ProviderError):
+    """HTTP 429, or the plugin's token limit for this visitor was reached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        retry_after: float | None = None,
+        server_message: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.server_message = server_message
+        super().__init__(message)
+
+
+class ServiceError(ProviderError):
+    """The plugin answered `status: error` (empty message, banned words, upstream error...)."""
+
+    def __init__(
+        self, server_message: str, *, prefix: str = "The site answered with an error"
+    ) -> None:
+        self.server_message = trim(server_message, 500)
+        super().__init__(f"{prefix}: {self.server_message}")
+
+
+class NonceError(ServiceError):
+    """The chat nonce was rejected even right after a fresh scrape of the page."""
+
+
+class ResponseError(ProviderError):
+    """A 2xx answer that does not have the shape the protocol promises."""
+
+    def __init__(self, message: str, *, body: str | None = None) -> None:
+        self.body = trim(body) if body is not None else None
+        shown = f" (got: {self.body!r})" if body is not None else ""
+        super().__init__(f"{message}{shown}")
+
+
+class ScrapeError(ResponseError):
+    """The page has no chat widget data: no post ID or no nonce."""

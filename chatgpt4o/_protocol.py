@@ -1,0 +1,443 @@
+"""The wire protocol of the AI Power chat plugin, as ../shared/PROTOCOL.md describes it.
+
+Pure functions and small parsers, no I/O: scraping the page (§1, §5), building the
+admin-ajax form (§2), and reading the answers (§3, §4) into a reply or a typed error.
+Every regex here has bounded repetition, so a crafted page cannot make them backtrack
+for more than linear time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._constants import MAX_RESPONSE_BYTES
+from ._exceptions import (
+    CloudflareError,
+    HTTPStatusError,
+    PluginUnavailableError,
+    RateLimitError,
+    ResponseError,
+    ScrapeError,
+    ServiceError,
+)
+from ._retry import parse_retry_after
+
+__all__ = [
+    "AJAX_PATH",
+    "CHATBOX_ACTION",
+    "SHORTCODE_ACTION",
+    "PageInfo",
+    "ReplyParser",
+    "StaleNonceAnswer",
+    "build_form",
+    "check_status",
+    "new_client_id",
+    "parse_reply",
+    "scrape_page",
+    "widget_seen",
+]
+
+AJAX_PATH = "/wp-admin/admin-ajax.php"
+SHORTCODE_ACTION = "wpaicg_chat_shortcode_message"
+CHATBOX_ACTION = "wpaicg_chatbox_message"
+
+# -- §1 and §5: the page ---------------------------------------------------------------
+
+# The opening tag of the chat widget: a div whose class names the shortcode or the
+# site widget. CSS rules for the same class names (in <style>) do not match.
+_WIDGET_OPEN = re.compile(
+    r"""<div\s[^>]{0,2000}?\bclass\s*=\s*["']?[^"'>]{0,2000}?\bwpaicg-chat(?:-shortcode|box)\b""",
+    re.IGNORECASE,
+)
+_WIDGET_OPEN_BYTES = re.compile(_WIDGET_OPEN.pattern.encode(), re.IGNORECASE)
+# Longest opening tag we accept; real ones are well under 2 KB.
+_MAX_TAG_CHARS = 64 * 1024
+# name = "value" | 'value' | bare; names as the plugin writes them (data-openai_stream_nav)
+_ATTRIBUTE = re.compile(r"""([\w:.-]{1,100})\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+_NONCE = re.compile(r"[0-9a-f]{10}", re.IGNORECASE)
+# data-post-id="11", or "<11" from the markup bug of plugin 1.9.16-2.2
+_POST_ID = re.compile(r"\s*<?\s*(\d{1,20})\s*")
+_DIGITS = re.compile(r"\s*(\d{1,20})\s*")
+_PARAMS_NONCE = re.compile(r""""search_nonce"\s{0,10}:\s{0,10}"([0-9a-fA-F]{10})\"""")
+# Where WordPress itself names the post when the widget does not (params-only pages).
+_PAGE_POST_ID = (
+    re.compile(r"""\bpostid-(\d{1,20})\b"""),
+    re.compile(r"""<link\b[^>]{0,300}?rel=["']shortlink["'][^>]{0,300}?[?&]p=(\d{1,20})"""),
+    re.compile(r"""<article\b[^>]{0,300}?\bid=["']post-(\d{1,20})["']"""),
+)
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """What the chat needs from the page. The nonce is kept out of the repr."""
+
+    post_id: str
+    nonce: str = field(repr=False)
+    bot_id: str = "0"
+    action: str = SHORTCODE_ACTION
+    streams: bool = False
+
+
+def widget_seen(page: bytes | bytearray) -> bool:
+    """True once `page` holds the whole opening tag of a chat widget.
+
+    Lets the page download stop early on multi-megabyte pages.
+    """
+    match = _WIDGET_OPEN_BYTES.search(page)
+    if match is None:
+        return False
+    return page.find(b">", match.end(), match.end() + _MAX_TAG_CHARS) != -1
+
+
+def _widget_attributes(html: str) -> dict[str, str] | None:
+    match = _WIDGET_OPEN.search(html)
+    if match is None:
+        return None
+    end = html.find(">", match.end(), match.end() + _MAX_TAG_CHARS)
+    if end == -1:
+        return None
+    attributes: dict[str, str] = {}
+    for found in _ATTRIBUTE.finditer(html, match.start() + 4, end):
+        name = found.group(1).lower()
+        value = next((group for group in found.groups()[1:] if group is not None), "")
+        attributes.setdefault(name, value)
+    return attributes
+
+
+def scrape_page(html: str) -> PageInfo:
+    """Read the post ID, the chat nonce and the widget's settings from the page.
+
+    The first chat widget on the page wins. When the page has no widget attributes,
+    `wpaicgParams.search_nonce` and WordPress's own post markers stand in. The image
+    upload nonce (`wpaicg-img-nonce`) is never taken.
+    """
+    attributes = _widget_attributes(html) or {}
+
+    post_id = None
+    if (found := _POST_ID.fullmatch(attributes.get("data-post-id", ""))) is not None:
+        post_id = found.group(1)
+    else:
+        for pattern in _PAGE_POST_ID:
+            if (found := pattern.search(html)) is not None:
+                post_id = found.group(1)
+                break
+    if post_id is None:
+        raise ScrapeError(
+            "No post ID found: the page has no AI Power chat widget (data-post-id)",
+            body=html,
+        )
+
+    nonce = attributes.get("data-nonce", "").strip()
+    if not _NONCE.fullmatch(nonce):
+        params = _PARAMS_NONCE.search(html)
+        if params is None:
+            raise ScrapeError(
+                "No nonce found: the chat widget has no data-nonce and the page has no "
+                "wpaicgParams.search_nonce",
+                body=html,
+            )
+        nonce = params.group(1)
+
+    bot = _DIGITS.fullmatch(attributes.get("data-bot-id", ""))
+    is_site_widget = attributes.get("data-type") == "widget" or "wpaicg-chatbox" in attributes.get(
+        "class", ""
+    )
+    return PageInfo(
+        post_id=post_id,
+        nonce=nonce.lower(),
+        bot_id=bot.group(1) if bot else "0",
+        action=CHATBOX_ACTION if is_site_widget else SHORTCODE_ACTION,
+        streams=attributes.get("data-openai_stream_nav", "").strip() == "1",
+    )
+
+
+# -- §2: the request -------------------------------------------------------------------
+
+_CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_client_id() -> str:
+    """A `wpaicg_chat_client_id`: 10 random alphanumerics, one per conversation."""
+    return "".join(secrets.choice(_CLIENT_ID_ALPHABET) for _ in range(10))
+
+
+def build_form(page: PageInfo, *, message: str, site_url: str, client_id: str) -> dict[str, str]:
+    """The admin-ajax form of PROTOCOL.md §2."""
+    return {
+        "_wpnonce": page.nonce,
+        "post_id": page.post_id,
+        "url": site_url,
+        "action": page.action,
+        "message": message,
+        "bot_id": page.bot_id,
+        "chatbot_identity": "widget" if page.action == CHATBOX_ACTION else "shortcode",
+        "wpaicg_chat_client_id": client_id,
+    }
+
+
+# -- §3 and §4: the answers ------------------------------------------------------------
+
+# Every wording of "bad or expired nonce" the plugin and WordPress have used.
+_STALE_NONCE_MESSAGES = ("nonce verification failed", "security check")
+_EXPIRED_LINK_MARKERS = ("the link you followed has expired", "are you sure you want to do this")
+_CLOUDFLARE_MARKERS = ("just a moment...", "challenge-platform", "cf-chl-", "cf_chl_")
+
+
+class StaleNonceAnswer(Exception):
+    """The site rejected the nonce (JSON §3a or the 403 page of §3a').
+
+    Internal: the provider re-scrapes once and retries; a second one becomes
+    `NonceError`.
+    """
+
+    def __init__(self, server_message: str) -> None:
+        self.server_message = server_message
+        super().__init__(server_message)
+
+
+def _is_stale_nonce_message(message: str) -> bool:
+    lowered = message.strip().lower()
+    return lowered in _STALE_NONCE_MESSAGES or lowered.startswith("invalid nonce")
+
+
+def _is_cloudflare(status: int, headers: Mapping[str, str], body: str) -> bool:
+    if status not in (403, 503, 429):
+        return False
+    if headers.get("cf-mitigated", "").lower() == "challenge":
+        return True
+    head = body[:8192].lower()
+    return any(marker in head for marker in _CLOUDFLARE_MARKERS)
+
+
+def check_status(
+    status: int, headers: Mapping[str, str], body: str, *, ajax: bool = True
+) -> None:
+    """Raise the typed error for a non-2xx answer; return for 2xx.
+
+    `headers` must look names up case-insensitively (curl_cffi's and httpx's do).
+    With `ajax`, the admin-ajax rows apply: the expired-link page means a stale nonce
+    and a bare `0` means the plugin has no chat action.
+    """
+    if 200 <= status < 300:
+        return
+    if _is_cloudflare(status, headers, body):
+        raise CloudflareError(
+            "Cloudflare challenged the request; pass the cf_clearance cookie (and the "
+            "user agent) of a browser that passed the challenge",
+            status_code=status,
+            body=body,
+        )
+    if ajax and status == 403:
+        lowered = body[:8192].lower()
+        if any(marker in lowered for marker in _EXPIRED_LINK_MARKERS):
+            raise StaleNonceAnswer("The link you followed has expired.")
+    if ajax and status == 400 and body.strip() == "0":
+        raise PluginUnavailableError(
+            "This site's plugin no longer speaks this protocol: admin-ajax.php has no "
+            "handler for the chat action (AI Power 2.3 and newer removed it)",
+            status_code=status,
+            body=body,
+        )
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+        raise RateLimitError(
+            f"The site is rate limiting requests (HTTP 429){hint}",
+            status_code=status,
+            retry_after=retry_after,
+        )
+    raise HTTPStatusError(f"The site answered HTTP {status}", status_code=status, body=body)
+
+
+def _raise_for_plugin_error(answer: Mapping[str, Any]) -> None:
+    message = answer.get("msg")
+    text = message if isinstance(message, str) else ""
+    if answer.get("tokenLimitReached"):
+        raise RateLimitError(
+            f"The site's token limit for this visitor was reached: {text or '(no message)'}",
+            status_code=200,
+            server_message=text,
+        )
+    for flag in ("ipBanned", "messageFlagged", "pineconeError"):
+        if answer.get(flag):
+            raise ServiceError(text or flag)
+    error = answer.get("error")
+    if isinstance(error, Mapping):  # an upstream OpenAI error object passed through
+        raise ServiceError(str(error.get("message") or error))
+    unlabelled = "status" not in answer and "data" not in answer and bool(text)
+    if answer.get("status") == "error" or unlabelled:
+        if _is_stale_nonce_message(text):
+            raise StaleNonceAnswer(text)
+        raise ServiceError(text or "(no message)")
+
+
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as err:
+        raise ResponseError(
+            "Unexpected response: the answer is not valid UTF-8",
+            body=body.decode("utf-8", "replace"),
+        ) from err
+
+
+def _reply_from_json(text: str) -> str:
+    """The `data` of a plain JSON answer (§3a), or the typed error it stands for."""
+    stripped = text.strip()
+    if not stripped:
+        raise ResponseError("Unexpected response: the answer is empty", body="")
+    try:
+        answer = json.loads(stripped)
+    except ValueError as err:
+        raise ResponseError("Unexpected response: the answer is not JSON", body=stripped) from err
+    if not isinstance(answer, dict):
+        raise ResponseError("Unexpected response structure: not a JSON object", body=stripped)
+    _raise_for_plugin_error(answer)
+    if "data" not in answer:
+        raise ResponseError("Unexpected response structure: 'data' field missing", body=stripped)
+    data = answer["data"]
+    if not isinstance(data, str):
+        raise ResponseError("Unexpected response structure: 'data' is not a string", body=stripped)
+    return data
+
+
+class ReplyParser:
+    """Reads an admin-ajax answer, plain JSON (§3a) or an event stream (§3b), as it comes.
+
+    `feed` takes the bytes as they arrive and returns the text pieces they complete;
+    `close` checks the end of the answer and returns the whole reply. Both raise the
+    typed error an error answer stands for. The kind of answer is told from its first
+    bytes, not its Content-Type, which sites get wrong.
+    """
+
+    def __init__(self, *, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._received = 0
+        self._buffer = bytearray()
+        self._mode: str | None = None  # "json", "events" or "trailer" (after [DONE])
+        self._pieces: list[str] = []
+
+    @property
+    def streamed(self) -> bool:
+        """True when the answer is an event stream."""
+        return self._mode in ("events", "trailer")
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self._received += len(chunk)
+        if self._received > self._max_bytes:
+            raise ResponseError(
+                f"Unexpected response: the answer is larger than {self._max_bytes} bytes"
+            )
+        self._buffer += chunk
+        if self._mode is None:
+            start = self._buffer.lstrip()[:5]
+            if not start or (len(start) < 5 and b"data:".startswith(start)):
+                return []  # too little to tell yet
+            self._mode = "events" if start == b"data:" else "json"
+        if self._mode != "events":
+            return []
+        return self._read_events(final=False)
+
+    def _read_events(self, *, final: bool) -> list[str]:
+        pieces: list[str] = []
+        start = 0
+        buffer = self._buffer
+        while self._mode == "events":
+            end = buffer.find(b"\n", start)
+            if end == -1:
+                if not final:
+                    break
+                end = len(buffer)
+            line = bytes(buffer[start:end]).strip()
+            start = end + 1
+            if line.startswith(b"data:"):
+                payload = line[5:].strip()
+                if payload.startswith(b"[DONE]"):
+                    self._mode = "trailer"
+                    # The plugin appends its JSON right after the stream.
+                    self._buffer = bytearray(payload[6:]) + buffer[start:]
+                    start = 0
+                    buffer = self._buffer
+                    break
+                if payload == b"[LIMITED]":
+                    raise ServiceError(
+                        "[LIMITED]", prefix="The site's upstream model stopped the reply"
+                    )
+                piece = self._read_event(payload)
+                if piece:
+                    pieces.append(piece)
+            elif line.startswith(b"{"):
+                # JSON with no [DONE] before it: treat it as the plugin's closing answer.
+                self._mode = "trailer"
+                self._buffer = bytearray(line) + buffer[start:]
+                start = 0
+                buffer = self._buffer
+                break
+            if start > len(buffer):
+                break
+        if self._mode == "events":
+            del buffer[: min(start, len(buffer))]
+        self._pieces.extend(pieces)
+        return pieces
+
+    @staticmethod
+    def _read_event(payload: bytes) -> str:
+        try:
+            event = json.loads(payload)
+        except ValueError as err:
+            raise ResponseError(
+                "Unexpected response: a stream event is not JSON",
+                body=payload.decode("utf-8", "replace"),
+            ) from err
+        if not isinstance(event, dict):
+            raise ResponseError(
+                "Unexpected response: a stream event is not a JSON object",
+                body=payload.decode("utf-8", "replace"),
+            )
+        choices = event.get("choices")
+        if isinstance(choices, list) and choices:
+            choice = choices[0]
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            content = delta.get("content") if isinstance(delta, dict) else None
+            return content if isinstance(content, str) else ""
+        _raise_for_plugin_error(event)
+        return ""
+
+    def close(self) -> str:
+        """The whole reply, once the answer has ended."""
+        if self._mode is None or self._mode == "json":
+            return _reply_from_json(_decode(bytes(self._buffer)))
+        if self._mode == "events":
+            self._read_events(final=True)
+        if self._mode == "events":
+            raise ResponseError(
+                "Unexpected response: the stream ended before [DONE]; the reply is incomplete",
+                body="".join(self._pieces)[-200:],
+            )
+        trailer = _decode(bytes(self._buffer)).strip()
+        if not trailer:
+            return "".join(self._pieces)
+        try:
+            answer = json.loads(trailer)
+        except ValueError:
+            # [DONE] vouches for the streamed pieces; a mangled trailer adds nothing.
+            return "".join(self._pieces)
+        if isinstance(answer, dict):
+            _raise_for_plugin_error(answer)
+            data = answer.get("data")
+            if not self._pieces and isinstance(data, str):
+                return data
+        return "".join(self._pieces)
+
+
+def parse_reply(body: bytes) -> str:
+    """The reply in a complete admin-ajax answer body (plain or streamed)."""
+    parser = ReplyParser()
+    parser.feed(body)
+    return parser.close()

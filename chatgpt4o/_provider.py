@@ -1,0 +1,474 @@
+"""`Chatgpt4o`: the provider for chatgpt4o.one and every site that runs the same plugin.
+
+A call reads like the protocol:
+
+1. resolve the model, check the messages, flatten them into one prompt (no I/O yet);
+2. GET the page and scrape post ID and nonce, unless this site's are cached on the
+   class (concurrent cold calls scrape once);
+3. POST the form to admin-ajax.php and read the answer, plain JSON or a stream;
+4. on a stale nonce, scrape again and retry once; on transport errors, 408, 409, 429
+   and 5xx, back off and retry; all of it within one deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+from ._base import (
+    AsyncProvider,
+    ProviderModelMixin,
+    _refuse_inside_running_loop,
+    iterate_blocking,
+)
+from ._constants import (
+    BROWSER_HEADERS,
+    DEFAULT_IMPERSONATE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    MAX_PAGE_BYTES,
+)
+from ._deadline import Deadline
+from ._exceptions import (
+    HTTPStatusError,
+    NonceError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
+from ._messages import Messages, format_prompt
+from ._protocol import (
+    AJAX_PATH,
+    SHORTCODE_ACTION,
+    PageInfo,
+    ReplyParser,
+    StaleNonceAnswer,
+    build_form,
+    check_status,
+    new_client_id,
+    scrape_page,
+    widget_seen,
+)
+from ._retry import RETRYABLE_STATUS_CODES, RetryPolicy
+from ._session import StreamResponse, StreamSession, aclose_shared_sessions, check_proxy
+
+__all__ = ["Chatgpt4o"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# How much of an error answer's body is read to tell what it is.
+_ERROR_BODY_BYTES = 64 * 1024
+
+
+def _check_timeout(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be more than 0 seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def _check_cookies(cookies: object) -> dict[str, str]:
+    if cookies is None:
+        return {}
+    if not isinstance(cookies, Mapping):
+        raise TypeError(f"cookies must be a dict of name to value, not {type(cookies).__name__}")
+    checked: dict[str, str] = {}
+    for name, value in cookies.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"cookie {name!r}: names and values must be str")
+        checked[name] = value
+    return checked
+
+
+def _check_retries(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"max_retries must be a whole number >= 0, got {value!r}")
+    return value
+
+
+@dataclass
+class _Call:
+    """One call's settings, checked before any I/O."""
+
+    prompt: str
+    deadline: Deadline
+    session: StreamSession
+    retry: RetryPolicy
+    user_cookies: dict[str, str] = field(repr=False)
+
+
+class Chatgpt4o(AsyncProvider, ProviderModelMixin):
+    """gpt-4o-mini through the free chat of chatgpt4o.one (WordPress, AI Power plugin).
+
+    Subclass it with another `url` to talk to any site that runs the same plugin; each
+    subclass keeps its own cache of post ID, nonce and cookies.
+    """
+
+    url: ClassVar[str] = "https://chatgpt4o.one"
+    # The public site stopped answering in late 2024; the flag says so honestly.
+    working: ClassVar[bool] = False
+    needs_auth: ClassVar[bool] = False
+    supports_stream: ClassVar[bool] = True
+    supports_message_history: ClassVar[bool] = True
+    supports_system_message: ClassVar[bool] = True
+    label: ClassVar[str | None] = "chatgpt4o.one"
+    parent: ClassVar[str | None] = None
+
+    default_model: ClassVar[str | None] = "gpt-4o-mini-2024-07-18"
+    models: ClassVar[list[str]] = ["gpt-4o-mini-2024-07-18"]
+    model_aliases: ClassVar[dict[str, str]] = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18"}
+
+    #: Retries after the first try (transport errors, 408, 409, 429, 5xx).
+    max_retries: ClassVar[int] = DEFAULT_MAX_RETRIES
+    #: curl_cffi browser profile.
+    impersonate: ClassVar[str] = DEFAULT_IMPERSONATE
+
+    # The site's state, cached on the class; every subclass starts with its own.
+    _post_id: ClassVar[str | None] = None
+    _nonce: ClassVar[str | None] = None
+    _widget: ClassVar[PageInfo | None] = None
+    _site_cookies: ClassVar[dict[str, str]] = {}
+    _client_id: ClassVar[str | None] = None
+    _scrape_locks: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "_post_id" not in own:
+            cls._post_id = None
+        if "_nonce" not in own:
+            cls._nonce = None
+        cls._widget = None
+        cls._site_cookies = {}
+        cls._client_id = None
+        cls._scrape_locks = weakref.WeakKeyDictionary()
+
+    # -- public API --------------------------------------------------------------------
+
+    @classmethod
+    async def create_async(
+        cls,
+        model: str,
+        messages: Messages,
+        proxy: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        cookies: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Send the conversation and return the whole reply.
+
+        `timeout` bounds the whole call (scrape, POST, retries); `proxy` is an
+        http(s):// or socks5:// URL; `cookies` go with every request to the site.
+        `max_retries` (keyword) overrides the class default. Raises a `ProviderError`
+        subclass for anything the site or the network does wrong, and TypeError or
+        ValueError for bad arguments, before any I/O.
+        """
+        kwargs.pop("stream", None)
+        call = cls._prepare(model, messages, proxy, timeout, cookies, kwargs)
+        pieces = [piece async for piece in cls._reply(call, stream=False)]
+        return "".join(pieces)
+
+    @classmethod
+    async def create_async_generator(
+        cls,
+        model: str,
+        messages: Messages,
+        stream: bool = True,
+        proxy: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        cookies: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[str]:
+        """The reply in pieces as the site streams them; the whole reply once when
+        the site does not stream, or with `stream=False`."""
+        call = cls._prepare(model, messages, proxy, timeout, cookies, kwargs)
+        async for piece in cls._reply(call, stream=stream):
+            yield piece
+
+    @classmethod
+    def create_completion(
+        cls, model: str, messages: Messages, stream: bool = False, **kwargs: Any
+    ) -> Iterator[str]:
+        """Blocking API for code without an event loop: an iterator of reply text."""
+        _refuse_inside_running_loop(cls.__name__)
+        pieces = cls.create_async_generator(model, messages, stream=stream, **kwargs)
+        return iterate_blocking(pieces)
+
+    @classmethod
+    async def aclose(cls) -> None:
+        """Close the HTTP sessions this library opened in the running event loop."""
+        await aclose_shared_sessions()
+
+    @classmethod
+    def reset_cache(cls) -> None:
+        """Forget this site's post ID, nonce and cookies; the next call scrapes again."""
+        cls._post_id = None
+        cls._nonce = None
+        cls._widget = None
+        cls._site_cookies = {}
+
+    # -- the call ----------------------------------------------------------------------
+
+    @classmethod
+    def _prepare(
+        cls,
+        model: str,
+        messages: Messages,
+        proxy: str | None,
+        timeout: float | None,
+        cookies: Mapping[str, str] | None,
+        options: dict[str, Any],
+    ) -> _Call:
+        cls.get_model(model)
+        prompt = format_prompt(messages)
+        if not prompt.strip():
+            raise ValueError("messages: the prompt is empty; the site would refuse it")
+        site = urlsplit(cls.url)
+        if site.scheme not in ("http", "https") or not site.hostname:
+            raise ValueError(f"{cls.__name__}.url must be an http(s) URL, got {cls.url!r}")
+        max_retries = _check_retries(options.pop("max_retries", cls.max_retries))
+        user_cookies = _check_cookies(cookies)
+        session = StreamSession(
+            headers=BROWSER_HEADERS,
+            proxy=check_proxy(proxy),
+            timeout=_check_timeout(timeout),
+            impersonate=options.pop("impersonate", cls.impersonate),
+        )
+        if options:
+            logger.debug("%s ignores options: %s", cls.__name__, ", ".join(sorted(options)))
+        return _Call(
+            prompt=prompt,
+            deadline=Deadline(session.timeout),
+            session=session,
+            retry=RetryPolicy(max_retries=max_retries),
+            user_cookies=user_cookies,
+        )
+
+    @classmethod
+    async def _reply(cls, call: _Call, *, stream: bool) -> AsyncIterator[str]:
+        """The reply's pieces; with `stream` False, one piece once the answer is whole.
+
+        Retries happen only before the first piece goes out.
+        """
+        page = await cls._page(call)
+        renewed = False
+        attempt = 0
+        while True:
+            delivered = False
+            try:
+                async for piece in cls._post(call, page, stream=stream):
+                    delivered = True
+                    yield piece
+                return
+            except StaleNonceAnswer as answer:
+                if delivered or renewed:
+                    raise NonceError(
+                        answer.server_message,
+                        prefix="The site rejected the chat nonce again after a fresh scrape",
+                    ) from None
+                renewed = True
+                logger.info("%s: the nonce is stale; scraping the page again", cls.__name__)
+                page = await cls._page(call, stale=page)
+            except ProviderError as err:
+                if delivered or not await cls._before_retry(call, err, attempt):
+                    raise
+                attempt += 1
+
+    @classmethod
+    async def _before_retry(cls, call: _Call, error: ProviderError, attempt: int) -> bool:
+        """Sleep before retrying after `error`; False when it must not be retried."""
+        if isinstance(error, ProviderTimeoutError) or attempt >= call.retry.max_retries:
+            return False
+        retry_after: float | None = None
+        if isinstance(error, RateLimitError):
+            if error.status_code != 429:
+                return False  # the plugin's token limit: asking again will not help
+            retry_after = error.retry_after
+        elif type(error) is HTTPStatusError:
+            if error.status_code not in RETRYABLE_STATUS_CODES:
+                return False
+        elif not isinstance(error, ProviderConnectionError):
+            return False
+        delay = call.retry.backoff(attempt, retry_after=retry_after)
+        if delay >= call.deadline.remaining():
+            logger.info(
+                "%s: not retrying (%s): waiting %.2f s would pass the deadline",
+                cls.__name__, error, delay,
+            )
+            return False
+        logger.info(
+            "%s: retry %d of %d in %.2f s after: %s",
+            cls.__name__, attempt + 1, call.retry.max_retries, delay, error,
+        )
+        await call.deadline.sleep(delay)
+        return True
+
+    @classmethod
+    async def _retrying(cls, call: _Call, operation: Callable[[], Awaitable[_T]]) -> _T:
+        attempt = 0
+        while True:
+            try:
+                return await operation()
+            except ProviderError as err:
+                if not await cls._before_retry(call, err, attempt):
+                    raise
+                attempt += 1
+
+    # -- step 2: the page --------------------------------------------------------------
+
+    @classmethod
+    def _cached_page(cls) -> PageInfo | None:
+        if not cls._post_id or not cls._nonce:
+            return None
+        widget = cls._widget
+        return PageInfo(
+            post_id=cls._post_id,
+            nonce=cls._nonce,
+            bot_id=widget.bot_id if widget else "0",
+            action=widget.action if widget else SHORTCODE_ACTION,
+            streams=widget.streams if widget else False,
+        )
+
+    @classmethod
+    def _scrape_lock(cls) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = cls._scrape_locks.get(loop)
+        if lock is None:
+            lock = cls._scrape_locks[loop] = asyncio.Lock()
+        return lock
+
+    @classmethod
+    async def _page(cls, call: _Call, *, stale: PageInfo | None = None) -> PageInfo:
+        """This site's page info: cached, or scraped once however many calls wait."""
+        cached = cls._cached_page()
+        if cached is not None and cached != stale:
+            return cached
+        lock = cls._scrape_lock()
+        async with call.deadline.scope():
+            await lock.acquire()
+        try:
+            cached = cls._cached_page()
+            if cached is not None and cached != stale:
+                return cached  # another call scraped while this one waited
+            page = await cls._retrying(call, lambda: cls._scrape(call))
+            cls._post_id, cls._nonce, cls._widget = page.post_id, page.nonce, page
+            return page
+        finally:
+            lock.release()
+
+    @classmethod
+    def _page_url(cls) -> str:
+        return cls.url.rstrip("/") + "/"
+
+    @classmethod
+    def _cookies(cls, call: _Call) -> dict[str, str]:
+        return {**cls._site_cookies, **call.user_cookies}
+
+    @classmethod
+    def _keep_cookies(cls, response: StreamResponse) -> None:
+        if response.cookies:
+            cls._site_cookies = {**cls._site_cookies, **response.cookies}
+
+    @classmethod
+    async def _scrape(cls, call: _Call) -> PageInfo:
+        """GET the page and read post ID and nonce, reading no more than needed."""
+        url = cls._page_url()
+        logger.debug("%s: scraping %s", cls.__name__, url)
+        async with call.deadline.scope():
+            response = await call.session.get(
+                url,
+                headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+                cookies=cls._cookies(call),
+                timeout=call.deadline.request_timeout(),
+                stream=True,
+            )
+            try:
+                cls._keep_cookies(response)
+                page = bytearray()
+                async for chunk in response.aiter_bytes():
+                    page += chunk
+                    if widget_seen(page) or len(page) >= MAX_PAGE_BYTES:
+                        break
+                html = bytes(page[:MAX_PAGE_BYTES]).decode("utf-8", "replace")
+            finally:
+                await response.aclose()
+        check_status(response.status_code, response.headers, html, ajax=False)
+        return scrape_page(html)
+
+    # -- step 3: the POST --------------------------------------------------------------
+
+    @classmethod
+    async def _post(cls, call: _Call, page: PageInfo, *, stream: bool) -> AsyncIterator[str]:
+        """POST the message; the reply's pieces (streamed) or the whole reply (not)."""
+        site = urlsplit(cls.url)
+        form = build_form(
+            page, message=call.prompt, site_url=cls.url, client_id=cls._visitor_id()
+        )
+        headers = {
+            "origin": f"{site.scheme}://{site.netloc}",
+            "referer": cls._page_url(),
+            "x-requested-with": "XMLHttpRequest",
+        }
+        async with call.deadline.scope():
+            response = await call.session.post(
+                cls.url.rstrip("/") + AJAX_PATH,
+                data=form,
+                headers=headers,
+                cookies=cls._cookies(call),
+                timeout=call.deadline.request_timeout(),
+                stream=True,
+            )
+        try:
+            cls._keep_cookies(response)
+            if not response.ok:
+                async with call.deadline.scope():
+                    body = await cls._read_some(response)
+                check_status(response.status_code, response.headers, body)
+            parser = ReplyParser()
+            chunks = response.aiter_bytes()
+            try:
+                while True:
+                    async with call.deadline.scope():
+                        chunk = await anext(chunks, None)
+                    if chunk is None:
+                        break
+                    pieces = parser.feed(chunk)
+                    if stream:
+                        for piece in pieces:
+                            yield piece
+            finally:
+                await chunks.aclose()
+            reply = parser.close()
+            if not stream or (not parser.streamed and reply):
+                yield reply
+        finally:
+            await response.aclose()
+
+    @staticmethod
+    async def _read_some(response: StreamResponse) -> str:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) >= _ERROR_BODY_BYTES:
+                break
+        return bytes(body).decode("utf-8", "replace")
+
+    @classmethod
+    def _visitor_id(cls) -> str:
+        # One id per visitor, as the browser keeps it, so per-visitor limits apply fairly.
+        if cls._client_id is None:
+            cls._client_id = new_client_id()
+        return cls._client_id
