@@ -307,6 +307,10 @@ def _reply_from_json(text: str) -> str:
     return data
 
 
+# How an event stream's first line may begin (a field, or a ":" comment).
+_EVENT_STREAM_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
+
+
 class ReplyParser:
     """Reads an admin-ajax answer, plain JSON (§3a) or an event stream (§3b), as it comes.
 
@@ -336,10 +340,15 @@ class ReplyParser:
             )
         self._buffer += chunk
         if self._mode is None:
-            start = self._buffer.lstrip()[:5]
-            if not start or (len(start) < 5 and b"data:".startswith(start)):
+            head = bytes(self._buffer.lstrip()[:6])
+            if head.startswith(_EVENT_STREAM_STARTS):
+                self._mode = "events"
+            elif not head or (
+                len(head) < 6 and any(start.startswith(head) for start in _EVENT_STREAM_STARTS)
+            ):
                 return []  # too little to tell yet
-            self._mode = "events" if start == b"data:" else "json"
+            else:
+                self._mode = "json"
         if self._mode != "events":
             return []
         return self._read_events(final=False)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -56,7 +57,14 @@ from ._protocol import (
     widget_seen,
 )
 from ._retry import RETRYABLE_STATUS_CODES, RetryPolicy
-from ._session import StreamResponse, StreamSession, aclose_shared_sessions, check_proxy
+from ._session import (
+    SessionScope,
+    StreamResponse,
+    StreamSession,
+    aclose_shared_sessions,
+    check_proxy,
+    session_scope,
+)
 
 __all__ = ["Chatgpt4o"]
 
@@ -211,6 +219,12 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     async def aclose(cls) -> None:
         """Close the HTTP sessions this library opened in the running event loop."""
         await aclose_shared_sessions()
+
+    @classmethod
+    def session(cls) -> AbstractAsyncContextManager[SessionScope]:
+        """`async with Chatgpt4o.session():` calls inside the block (and the tasks it
+        starts) get HTTP sessions of their own, closed when the block ends."""
+        return session_scope()
 
     @classmethod
     def reset_cache(cls) -> None:

@@ -17,6 +17,8 @@ import asyncio
 import logging
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -36,10 +38,13 @@ if TYPE_CHECKING:
     from curl_cffi.requests import Response as CurlResponse
 
 __all__ = [
+    "SessionScope",
     "StreamResponse",
     "StreamSession",
     "aclose_shared_sessions",
+    "check_proxy",
     "describe_proxy",
+    "session_scope",
     "shared_session_count",
 ]
 
@@ -93,84 +98,125 @@ def _map_transport_error(err: BaseException, *, url: str, proxy: str | None) -> 
     return ProviderConnectionError(f"Could not reach {url}{via}: {detail}")
 
 
-# -- shared curl_cffi sessions, one set per event loop ---------------------------------
+# -- shared curl_cffi sessions, one pool per event loop (or per scope) -----------------
 
 _SessionKey = tuple[str | None, str, bool]
 
 
-class _LoopSessions:
-    """The curl_cffi sessions of one event loop, closed when the loop shuts down.
+class SessionScope:
+    """curl_cffi sessions, one per proxy and browser profile, opened on demand.
 
-    `asyncio.run` (and `asyncio.Runner`) finalize live async generators before closing
-    the loop; a parked generator is our hook to close the sessions at that moment,
-    without a task that would show up in `asyncio.all_tasks()`.
+    Every event loop has one, closed when the loop shuts down; `Chatgpt4o.session()`
+    opens a private one for a block of code and closes it when the block ends.
     """
 
     def __init__(self) -> None:
-        self.sessions: dict[_SessionKey, AsyncSession[CurlResponse]] = {}
-        self._watcher: AsyncIterator[None] | None = None
+        self._sessions: dict[_SessionKey, AsyncSession[CurlResponse]] = {}
+        self._closed = False
 
-    async def start_watching(self) -> None:
-        watcher = self._close_at_shutdown()
-        await watcher.__anext__()
-        self._watcher = watcher
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._sessions)} open"
+        return f"<SessionScope {state}>"
 
-    async def _close_at_shutdown(self) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await self.close()
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
-    async def close(self) -> None:
-        sessions = list(self.sessions.values())
-        self.sessions.clear()
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, proxy: str | None, impersonate: str, verify: bool) -> AsyncSession[CurlResponse]:
+        if self._closed:
+            raise RuntimeError("This chatgpt4o session scope is closed")
+        key = (proxy, impersonate, verify)
+        session = self._sessions.get(key)
+        if session is None:
+            from curl_cffi.requests import AsyncSession
+
+            logger.debug(
+                "new curl_cffi session (impersonate=%s, proxy=%s)",
+                impersonate, describe_proxy(proxy) if proxy else None,
+            )
+            session = AsyncSession(
+                impersonate=impersonate,
+                proxy=proxy,
+                verify=verify,
+                trust_env=False,
+                discard_cookies=True,
+                max_clients=64,
+            )
+            self._sessions[key] = session
+        return session
+
+    async def aclose(self) -> None:
+        """Close every session; a loop's own scope opens new ones on demand after."""
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
         for session in sessions:
             await session.close()
 
 
-_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSessions] = (
+class _LoopScope(SessionScope):
+    """The loop's own scope, closed when the loop shuts down.
+
+    `asyncio.run` (and `asyncio.Runner`) finalize live async generators before they
+    close the loop; a parked generator is the hook to close the sessions then, without
+    a task that would show up in `asyncio.all_tasks()`.
+    """
+
+    async def watch_loop_shutdown(self) -> None:
+        self._watcher = self._close_at_shutdown()
+        await self._watcher.__anext__()
+
+    async def _close_at_shutdown(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+
+_loop_scopes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopScope] = (
     weakref.WeakKeyDictionary()
 )
+_current_scope: ContextVar[SessionScope | None] = ContextVar("chatgpt4o_scope", default=None)
 
 
-async def _shared_curl_session(
-    proxy: str | None, impersonate: str, verify: bool
-) -> AsyncSession[CurlResponse]:
+async def _current_session_scope() -> SessionScope:
+    scope = _current_scope.get()
+    if scope is not None:
+        return scope
     loop = asyncio.get_running_loop()
-    registry = _loops.get(loop)
-    if registry is None:
-        registry = _loops[loop] = _LoopSessions()
-        await registry.start_watching()
-    key = (proxy, impersonate, verify)
-    session = registry.sessions.get(key)
-    if session is None:
-        from curl_cffi.requests import AsyncSession
+    scope = _loop_scopes.get(loop)
+    if scope is None:
+        scope = _loop_scopes[loop] = _LoopScope()
+        await scope.watch_loop_shutdown()
+    return scope
 
-        logger.debug("new curl_cffi session (impersonate=%s, proxy=%s)", impersonate,
-                     describe_proxy(proxy) if proxy else None)
-        session = AsyncSession(
-            impersonate=impersonate,
-            proxy=proxy,
-            verify=verify,
-            trust_env=False,
-            discard_cookies=True,
-            max_clients=64,
-        )
-        registry.sessions[key] = session
-    return session
+
+@asynccontextmanager
+async def session_scope() -> AsyncIterator[SessionScope]:
+    """Requests made inside the block (and tasks it starts) use sessions of their
+    own, closed when the block ends."""
+    scope = SessionScope()
+    token = _current_scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _current_scope.reset(token)
+        await scope.aclose()
 
 
 async def aclose_shared_sessions() -> None:
     """Close the shared sessions of the running event loop (new ones open on demand)."""
-    registry = _loops.get(asyncio.get_running_loop())
-    if registry is not None:
-        await registry.close()
+    scope = _loop_scopes.get(asyncio.get_running_loop())
+    if scope is not None:
+        await scope.aclose()
 
 
 def shared_session_count() -> int:
     """How many shared curl_cffi sessions the running loop holds (for tests and stats)."""
-    registry = _loops.get(asyncio.get_running_loop())
-    return 0 if registry is None else len(registry.sessions)
+    scope = _loop_scopes.get(asyncio.get_running_loop())
+    return 0 if scope is None else len(scope)
 
 
 # -- the session and its responses -----------------------------------------------------
@@ -364,9 +410,10 @@ class StreamSession:
         return self._closed
 
     async def _curl_session(self) -> AsyncSession[CurlResponse]:
-        if self._session is None:
-            self._session = await _shared_curl_session(self.proxy, self.impersonate, self.verify)
-        return self._session
+        if self._session is not None:
+            return self._session
+        scope = await _current_session_scope()
+        return scope.get(self.proxy, self.impersonate, self.verify)
 
     async def _send(
         self,
