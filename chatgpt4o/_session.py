@@ -148,12 +148,16 @@ class SessionScope:
             self._sessions[key] = session
         return session
 
-    async def aclose(self) -> None:
-        """Close every session; a loop's own scope opens new ones on demand after."""
+    async def _close_sessions(self) -> None:
         sessions = list(self._sessions.values())
         self._sessions.clear()
         for session in sessions:
             await session.close()
+
+    async def aclose(self) -> None:
+        """Close every session; the scope cannot be used after."""
+        self._closed = True
+        await self._close_sessions()
 
 
 class _LoopScope(SessionScope):
@@ -163,6 +167,10 @@ class _LoopScope(SessionScope):
     close the loop; a parked generator is the hook to close the sessions then, without
     a task that would show up in `asyncio.all_tasks()`.
     """
+
+    async def aclose(self) -> None:
+        """Close every session; new ones open on demand, as long as the loop runs."""
+        await self._close_sessions()
 
     async def watch_loop_shutdown(self) -> None:
         self._watcher = self._close_at_shutdown()
