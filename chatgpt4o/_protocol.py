@@ -2,8 +2,8 @@
 
 Pure functions and small parsers, no I/O: scraping the page (§1, §5), building the
 admin-ajax form (§2), and reading the answers (§3, §4) into a reply or a typed error.
-Every regex here has bounded repetition, so a crafted page cannot make them backtrack
-for more than linear time.
+Everything here runs in linear time on any input: the page is walked with plain
+searches, and the few regexes cannot backtrack, so a crafted page cannot stall a call.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._constants import MAX_RESPONSE_BYTES
+from ._constants import MAX_PAGE_BYTES, MAX_RESPONSE_BYTES
 from ._exceptions import (
     CloudflareError,
     HTTPStatusError,
@@ -33,6 +33,7 @@ __all__ = [
     "CHATBOX_ACTION",
     "SHORTCODE_ACTION",
     "PageInfo",
+    "PageScraper",
     "ReplyParser",
     "StaleNonceAnswer",
     "build_form",
@@ -40,7 +41,6 @@ __all__ = [
     "new_client_id",
     "parse_reply",
     "scrape_page",
-    "widget_seen",
 ]
 
 AJAX_PATH = "/wp-admin/admin-ajax.php"
@@ -49,15 +49,11 @@ CHATBOX_ACTION = "wpaicg_chatbox_message"
 
 # -- §1 and §5: the page ---------------------------------------------------------------
 
-# The opening tag of the chat widget: a div whose class names the shortcode or the
-# site widget. CSS rules for the same class names (in <style>) do not match.
-_WIDGET_OPEN = re.compile(
-    r"""<div\s[^>]{0,2000}?\bclass\s*=\s*["']?[^"'>]{0,2000}?\bwpaicg-chat(?:-shortcode|box)\b""",
-    re.IGNORECASE,
-)
-_WIDGET_OPEN_BYTES = re.compile(_WIDGET_OPEN.pattern.encode(), re.IGNORECASE)
-# Longest opening tag we accept; real ones are well under 2 KB.
-_MAX_TAG_CHARS = 64 * 1024
+# Class names of the chat widget: the shortcode, and the site-wide chatbox.
+_WIDGET_CLASSES = frozenset({"wpaicg-chat-shortcode", "wpaicg-chatbox"})
+# An opening tag longer than this is not the widget (real ones are under 2 KB).
+_MAX_TAG_BYTES = 64 * 1024
+_TAG_NAME_END = frozenset(b" \t\r\n\f/")
 # name = "value" | 'value' | bare; names as the plugin writes them (data-openai_stream_nav)
 _ATTRIBUTE = re.compile(r"""([\w:.-]{1,100})\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 _NONCE = re.compile(r"[0-9a-f]{10}", re.IGNORECASE)
@@ -65,12 +61,14 @@ _NONCE = re.compile(r"[0-9a-f]{10}", re.IGNORECASE)
 _POST_ID = re.compile(r"\s*<?\s*(\d{1,20})\s*")
 _DIGITS = re.compile(r"\s*(\d{1,20})\s*")
 _PARAMS_NONCE = re.compile(r""""search_nonce"\s{0,10}:\s{0,10}"([0-9a-fA-F]{10})\"""")
-# Where WordPress itself names the post when the widget does not (params-only pages).
+# Where WordPress itself names the post when the widget does not (params-only pages):
+# the body class, the element id of the post, and the shortlink.
 _PAGE_POST_ID = (
     re.compile(r"""\bpostid-(\d{1,20})\b"""),
-    re.compile(r"""<link\b[^>]{0,300}?rel=["']shortlink["'][^>]{0,300}?[?&]p=(\d{1,20})"""),
-    re.compile(r"""<article\b[^>]{0,300}?\bid=["']post-(\d{1,20})["']"""),
+    re.compile(r"""\bid=["']post-(\d{1,20})["']"""),
 )
+_SHORTLINK = re.compile(r"""rel=["']shortlink["']""")
+_SHORTLINK_POST = re.compile(r"""[?&]p=(\d{1,20})\b""")
 
 
 @dataclass(frozen=True)
@@ -84,77 +82,136 @@ class PageInfo:
     streams: bool = False
 
 
-def widget_seen(page: bytes | bytearray) -> bool:
-    """True once `page` holds the whole opening tag of a chat widget.
-
-    Lets the page download stop early on multi-megabyte pages.
-    """
-    match = _WIDGET_OPEN_BYTES.search(page)
-    if match is None:
-        return False
-    return page.find(b">", match.end(), match.end() + _MAX_TAG_CHARS) != -1
-
-
-def _widget_attributes(html: str) -> dict[str, str] | None:
-    match = _WIDGET_OPEN.search(html)
-    if match is None:
-        return None
-    end = html.find(">", match.end(), match.end() + _MAX_TAG_CHARS)
-    if end == -1:
-        return None
+def _attributes(tag: str) -> dict[str, str]:
     attributes: dict[str, str] = {}
-    for found in _ATTRIBUTE.finditer(html, match.start() + 4, end):
+    for found in _ATTRIBUTE.finditer(tag):
         name = found.group(1).lower()
         value = next((group for group in found.groups()[1:] if group is not None), "")
         attributes.setdefault(name, value)
     return attributes
 
 
-def scrape_page(html: str) -> PageInfo:
-    """Read the post ID, the chat nonce and the widget's settings from the page.
+class PageScraper:
+    """Reads the page as it arrives and finds the chat widget in linear time.
 
-    The first chat widget on the page wins. When the page has no widget attributes,
-    `wpaicgParams.search_nonce` and WordPress's own post markers stand in. The image
-    upload nonce (`wpaicg-img-nonce`) is never taken.
+    `feed` returns True once reading more is pointless: the widget's opening tag is
+    whole, or `max_bytes` have come. `result` then reads post ID and nonce. Opening
+    `<div` tags are walked left to right with plain searches (no regex that could
+    backtrack), resuming where the last chunk left off.
     """
-    attributes = _widget_attributes(html) or {}
 
-    post_id = None
-    if (found := _POST_ID.fullmatch(attributes.get("data-post-id", ""))) is not None:
-        post_id = found.group(1)
-    else:
-        for pattern in _PAGE_POST_ID:
-            if (found := pattern.search(html)) is not None:
-                post_id = found.group(1)
-                break
-    if post_id is None:
-        raise ScrapeError(
-            "No post ID found: the page has no AI Power chat widget (data-post-id)",
-            body=html,
+    def __init__(self, *, max_bytes: int = MAX_PAGE_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._page = bytearray()
+        self._lower = bytearray()
+        self._scan = 0  # every <div before this offset has been looked at
+        self._no_close_before = 0  # no ">" between the pending <div and this offset
+        self.widget: dict[str, str] | None = None
+
+    def feed(self, chunk: bytes) -> bool:
+        room = self._max_bytes - len(self._page)
+        chunk = chunk[:room]
+        self._page += chunk
+        self._lower += chunk.lower()
+        if self.widget is None:
+            self._find_widget()
+        return self.widget is not None or len(self._page) >= self._max_bytes
+
+    def _find_widget(self) -> None:
+        lower = self._lower
+        while True:
+            start = lower.find(b"<div", self._scan)
+            if start == -1:
+                self._scan = max(self._scan, len(lower) - 3)
+                return
+            if start + 4 < len(lower) and lower[start + 4] not in _TAG_NAME_END:
+                self._scan = start + 4  # <divider>, not <div
+                continue
+            end = lower.find(b">", max(start, self._no_close_before))
+            if end == -1:
+                self._scan = start  # the tag is not whole yet
+                self._no_close_before = len(lower)
+                return
+            self._scan = end + 1
+            if end - start > _MAX_TAG_BYTES or b"wpaicg-chat" not in lower[start:end]:
+                continue
+            attributes = _attributes(bytes(self._page[start + 4 : end]).decode("utf-8", "replace"))
+            if _WIDGET_CLASSES.intersection(attributes.get("class", "").split()):
+                self.widget = attributes
+                return
+
+    @property
+    def text(self) -> str:
+        return bytes(self._page).decode("utf-8", "replace")
+
+    def result(self) -> PageInfo:
+        """Post ID, nonce and the widget's settings; ScrapeError when they are missing.
+
+        The first chat widget on the page wins. When the page has no widget attributes,
+        `wpaicgParams.search_nonce` and WordPress's own post markers stand in. The image
+        upload nonce (`wpaicg-img-nonce`) is never taken.
+        """
+        attributes = self.widget or {}
+        html: str | None = None  # decoded only when a fallback needs the whole page
+
+        post_id = None
+        if (found := _POST_ID.fullmatch(attributes.get("data-post-id", ""))) is not None:
+            post_id = found.group(1)
+        else:
+            html = self.text
+            post_id = _post_id_from_wordpress_markup(html)
+        if post_id is None:
+            raise ScrapeError(
+                "No post ID found: the page has no AI Power chat widget (data-post-id)",
+                body=html if html is not None else self.text,
+            )
+
+        nonce = attributes.get("data-nonce", "").strip()
+        if not _NONCE.fullmatch(nonce):
+            html = self.text if html is None else html
+            params = _PARAMS_NONCE.search(html)
+            if params is None:
+                raise ScrapeError(
+                    "No nonce found: the chat widget has no data-nonce and the page has no "
+                    "wpaicgParams.search_nonce",
+                    body=html,
+                )
+            nonce = params.group(1)
+
+        bot = _DIGITS.fullmatch(attributes.get("data-bot-id", ""))
+        classes = attributes.get("class", "").split()
+        is_site_widget = attributes.get("data-type") == "widget" or "wpaicg-chatbox" in classes
+        return PageInfo(
+            post_id=post_id,
+            nonce=nonce.lower(),
+            bot_id=bot.group(1) if bot else "0",
+            action=CHATBOX_ACTION if is_site_widget else SHORTCODE_ACTION,
+            streams=attributes.get("data-openai_stream_nav", "").strip() == "1",
         )
 
-    nonce = attributes.get("data-nonce", "").strip()
-    if not _NONCE.fullmatch(nonce):
-        params = _PARAMS_NONCE.search(html)
-        if params is None:
-            raise ScrapeError(
-                "No nonce found: the chat widget has no data-nonce and the page has no "
-                "wpaicgParams.search_nonce",
-                body=html,
-            )
-        nonce = params.group(1)
 
-    bot = _DIGITS.fullmatch(attributes.get("data-bot-id", ""))
-    is_site_widget = attributes.get("data-type") == "widget" or "wpaicg-chatbox" in attributes.get(
-        "class", ""
-    )
-    return PageInfo(
-        post_id=post_id,
-        nonce=nonce.lower(),
-        bot_id=bot.group(1) if bot else "0",
-        action=CHATBOX_ACTION if is_site_widget else SHORTCODE_ACTION,
-        streams=attributes.get("data-openai_stream_nav", "").strip() == "1",
-    )
+def _post_id_from_wordpress_markup(html: str) -> str | None:
+    for pattern in _PAGE_POST_ID:
+        if (found := pattern.search(html)) is not None:
+            return found.group(1)
+    for link in _SHORTLINK.finditer(html):
+        tag_end = html.find(">", link.end(), link.end() + 1000)
+        tag_start = html.rfind("<", max(0, link.start() - 1000), link.start())
+        found = (
+            _SHORTLINK_POST.search(html, tag_start, tag_end)
+            if tag_end != -1 and tag_start != -1
+            else None
+        )
+        if found is not None:
+            return found.group(1)
+    return None
+
+
+def scrape_page(html: str | bytes) -> PageInfo:
+    """Post ID, nonce and widget settings from a whole page (see `PageScraper`)."""
+    scraper = PageScraper(max_bytes=max(MAX_PAGE_BYTES, len(html) * 4))
+    scraper.feed(html.encode("utf-8", "surrogatepass") if isinstance(html, str) else html)
+    return scraper.result()
 
 
 # -- §2: the request -------------------------------------------------------------------
@@ -189,7 +246,7 @@ _EXPIRED_LINK_MARKERS = ("the link you followed has expired", "are you sure you 
 _CLOUDFLARE_MARKERS = ("just a moment...", "challenge-platform", "cf-chl-", "cf_chl_")
 
 
-class StaleNonceAnswer(Exception):
+class StaleNonceAnswer(ServiceError):
     """The site rejected the nonce (JSON §3a or the 403 page of §3a').
 
     Internal: the provider re-scrapes once and retries; a second one becomes
@@ -197,8 +254,7 @@ class StaleNonceAnswer(Exception):
     """
 
     def __init__(self, server_message: str) -> None:
-        self.server_message = server_message
-        super().__init__(server_message)
+        super().__init__(server_message, prefix="The site rejected the chat nonce")
 
 
 def _is_stale_nonce_message(message: str) -> bool:
@@ -341,6 +397,9 @@ class ReplyParser:
         self._buffer += chunk
         if self._mode is None:
             head = bytes(self._buffer.lstrip()[:6])
+            if not head:
+                self._buffer.clear()  # leading white space says nothing; keep none of it
+                return []
             if head.startswith(_EVENT_STREAM_STARTS):
                 self._mode = "events"
             elif not head or (
@@ -354,25 +413,23 @@ class ReplyParser:
         return self._read_events(final=False)
 
     def _read_events(self, *, final: bool) -> list[str]:
-        pieces: list[str] = []
-        start = 0
+        """Read the complete lines in the buffer (all of it when `final`)."""
         buffer = self._buffer
-        while self._mode == "events":
-            end = buffer.find(b"\n", start)
-            if end == -1:
-                if not final:
-                    break
-                end = len(buffer)
-            line = bytes(buffer[start:end]).strip()
-            start = end + 1
+        cut = len(buffer) if final else buffer.rfind(b"\n") + 1
+        if cut <= 0:
+            return []
+        pieces: list[str] = []
+        offset = 0  # where the current line starts; split() keeps the loop in C
+        for line in bytes(buffer[:cut]).split(b"\n"):
+            offset += len(line) + 1
+            line = line.strip()
+            if not line:
+                continue
             if line.startswith(b"data:"):
                 payload = line[5:].strip()
                 if payload.startswith(b"[DONE]"):
-                    self._mode = "trailer"
                     # The plugin appends its JSON right after the stream.
-                    self._buffer = bytearray(payload[6:]) + buffer[start:]
-                    start = 0
-                    buffer = self._buffer
+                    self._enter_trailer(payload[6:], offset)
                     break
                 if payload == b"[LIMITED]":
                     raise ServiceError(
@@ -383,17 +440,16 @@ class ReplyParser:
                     pieces.append(piece)
             elif line.startswith(b"{"):
                 # JSON with no [DONE] before it: treat it as the plugin's closing answer.
-                self._mode = "trailer"
-                self._buffer = bytearray(line) + buffer[start:]
-                start = 0
-                buffer = self._buffer
+                self._enter_trailer(line, offset)
                 break
-            if start > len(buffer):
-                break
-        if self._mode == "events":
-            del buffer[: min(start, len(buffer))]
+        else:
+            del buffer[:cut]
         self._pieces.extend(pieces)
         return pieces
+
+    def _enter_trailer(self, head: bytes, offset: int) -> None:
+        self._mode = "trailer"
+        self._buffer = bytearray(head) + self._buffer[offset:]
 
     @staticmethod
     def _read_event(payload: bytes) -> str:

@@ -32,7 +32,6 @@ from ._constants import (
     DEFAULT_IMPERSONATE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
-    MAX_PAGE_BYTES,
 )
 from ._deadline import Deadline
 from ._exceptions import (
@@ -48,13 +47,12 @@ from ._protocol import (
     AJAX_PATH,
     SHORTCODE_ACTION,
     PageInfo,
+    PageScraper,
     ReplyParser,
     StaleNonceAnswer,
     build_form,
     check_status,
     new_client_id,
-    scrape_page,
-    widget_seen,
 )
 from ._retry import RETRYABLE_STATUS_CODES, RetryPolicy
 from ._session import (
@@ -411,16 +409,14 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
             )
             try:
                 cls._keep_cookies(response)
-                page = bytearray()
+                scraper = PageScraper()
                 async for chunk in response.aiter_bytes():
-                    page += chunk
-                    if widget_seen(page) or len(page) >= MAX_PAGE_BYTES:
-                        break
-                html = bytes(page[:MAX_PAGE_BYTES]).decode("utf-8", "replace")
+                    if scraper.feed(chunk):
+                        break  # the widget is here (or the page is too long): stop reading
             finally:
                 await response.aclose()
-        check_status(response.status_code, response.headers, html, ajax=False)
-        return scrape_page(html)
+        check_status(response.status_code, response.headers, scraper.text, ajax=False)
+        return scraper.result()
 
     # -- step 3: the POST --------------------------------------------------------------
 

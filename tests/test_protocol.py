@@ -19,6 +19,7 @@ from chatgpt4o._protocol import (
     CHATBOX_ACTION,
     SHORTCODE_ACTION,
     PageInfo,
+    PageScraper,
     ReplyParser,
     StaleNonceAnswer,
     build_form,
@@ -26,7 +27,6 @@ from chatgpt4o._protocol import (
     new_client_id,
     parse_reply,
     scrape_page,
-    widget_seen,
 )
 
 WIDGET = """<div class="wpaicg-chat-shortcode"
@@ -95,6 +95,8 @@ def test_params_only_page_uses_search_nonce_and_wordpress_post_markers() -> None
     assert scrape_page(html) == PageInfo(post_id="11", nonce="5e2498d71a")
     html = f'<body class="page postid-42 logged-out">{PARAMS}</body>'
     assert scrape_page(html).post_id == "42"
+    html = f"<link rel='shortlink' href='https://host/?p=43' />{PARAMS}"
+    assert scrape_page(html).post_id == "43"
 
 
 def test_the_first_of_two_widgets_wins() -> None:
@@ -124,12 +126,28 @@ def test_malformed_nonce_is_not_taken() -> None:
         scrape_page(html)
 
 
-def test_widget_seen_only_once_the_opening_tag_is_whole() -> None:
-    html = page(WIDGET).encode()
+def test_scraper_stops_reading_once_the_opening_tag_is_whole() -> None:
+    html = page(WIDGET + "<p>" + "x" * 1000 + "</p>").encode()
     cut = html.index(b"data-type")
-    assert not widget_seen(html[:cut])
-    assert widget_seen(html)
-    assert not widget_seen(page("").encode())  # CSS rules for the class do not count
+    scraper = PageScraper()
+    for index in range(0, cut, 7):  # arriving in small pieces
+        assert not scraper.feed(html[index : min(index + 7, cut)])
+    assert scraper.feed(html[cut:])
+    assert scraper.result().nonce == "5e2498d71a"
+    assert not PageScraper().feed(page("").encode())  # CSS rules for the class do not count
+
+
+def test_scraper_stops_at_its_cap() -> None:
+    scraper = PageScraper(max_bytes=1000)
+    assert not scraper.feed(b"<p>" * 100)
+    assert scraper.feed(b"<p>" * 300)
+    assert len(scraper.text) == 1000
+
+
+def test_divider_is_not_a_div() -> None:
+    html = '<divider class="wpaicg-chat-shortcode" data-nonce="5e2498d71a" data-post-id="11">'
+    with pytest.raises(ScrapeError):
+        scrape_page(html)
 
 
 # -- the form --------------------------------------------------------------------------
