@@ -4,14 +4,20 @@
 gets a blocking `create_completion` for free; `AsyncGeneratorProvider` answers with
 `create_async_generator` and gets both of the others; `ProviderModelMixin` resolves
 model names and aliases.
+
+The class attributes are the ones gpt4free's client reads from a provider class
+(`working`, `supports_stream`, `use_stream_timeout`, `live`, `get_dict()`,
+`get_parent()`, `get_parameters()`...), so every provider here can be handed to
+`g4f.client.Client` or `g4f.ChatCompletion` as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, ClassVar, Literal, overload
 
 from ._exceptions import ModelNotSupportedError
 from ._messages import Messages
@@ -70,6 +76,25 @@ async def _one(value: Any) -> AsyncIterator[str]:
     yield await value
 
 
+class _ParamsText:
+    """`Provider.params`: the text of `get_params()`, computed when read."""
+
+    def __get__(self, instance: object, owner: type[BaseProvider]) -> str:
+        return owner.get_params()
+
+
+def _example_messages(with_system: bool) -> list[dict[str, str]]:
+    user = {"role": "user", "content": ""}
+    return [{"role": "system", "content": ""}, user] if with_system else [user]
+
+
+def _json_value(value: object) -> object:
+    """`value` if JSON can carry it as it is, else its text."""
+    if value is None or isinstance(value, (bool, int, float, str, list, dict)):
+        return value
+    return str(value)
+
+
 class BaseProvider(ABC):
     """What every provider says about itself, and the calls it answers."""
 
@@ -81,6 +106,16 @@ class BaseProvider(ABC):
     supports_system_message: ClassVar[bool] = False
     label: ClassVar[str | None] = None
     parent: ClassVar[str | None] = None
+    #: None: g4f's own judgement decides whether its GUI ticks the provider.
+    active_by_default: ClassVar[bool | None] = None
+    #: With a stream, g4f's client bounds the wait for each piece by the call's
+    #: `stream_timeout` (True) or by its `timeout` (False). Our `timeout` bounds the
+    #: whole call either way.
+    use_stream_timeout: ClassVar[bool] = True
+    #: g4f's health score: its client adds 1 after a good answer, takes 1 on an error.
+    live: ClassVar[int] = 0
+    #: The call's parameters as text (`get_params()`), as g4f shows them.
+    params = _ParamsText()
 
     @classmethod
     @abstractmethod
@@ -101,7 +136,78 @@ class BaseProvider(ABC):
 
     @classmethod
     def get_parent(cls) -> str:
+        """The name of the provider family (the class's own name unless `parent` says)."""
         return cls.parent or cls.__name__
+
+    @classmethod
+    def _native_method(cls) -> Callable[..., Any]:
+        """The call the provider implements itself, whose parameters are documented."""
+        native: object = getattr(cls, "create_async_generator", None)
+        if callable(native):
+            return native
+        if issubclass(cls, AsyncProvider):
+            return cls.create_async
+        return cls.create_completion
+
+    @overload
+    @classmethod
+    def get_parameters(cls, as_json: Literal[False] = False) -> dict[str, inspect.Parameter]: ...
+
+    @overload
+    @classmethod
+    def get_parameters(cls, as_json: Literal[True]) -> dict[str, Any]: ...
+
+    @classmethod
+    def get_parameters(cls, as_json: bool = False) -> dict[str, inspect.Parameter] | dict[str, Any]:
+        """The named parameters of the provider's call (`**kwargs` left out).
+
+        With `as_json`, an example request instead: each parameter with its default,
+        or an example value, and the provider's name (g4f's GUI shows it).
+        """
+        parameters = {
+            name: parameter
+            for name, parameter in inspect.signature(cls._native_method()).parameters.items()
+            if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+            and (name != "stream" or cls.supports_stream)
+        }
+        if not as_json:
+            return parameters
+        examples: dict[str, Any] = {
+            "model": getattr(cls, "default_model", None) or "",
+            "messages": _example_messages(cls.supports_system_message),
+        }
+        request: dict[str, Any] = {"provider": cls.__name__}
+        for name, parameter in parameters.items():
+            if parameter.default is not parameter.empty:
+                request[name] = _json_value(parameter.default)
+            else:
+                request[name] = examples.get(name)
+        if "model" in request:
+            request["model"] = examples["model"]
+        return request
+
+    @classmethod
+    def get_params(cls) -> str:
+        """The call's parameters as text: `Name supports: (model: str = "...", ...)`."""
+        default_model = getattr(cls, "default_model", None)
+        lines: list[str] = []
+        for name, parameter in cls.get_parameters().items():
+            line = name
+            annotation = parameter.annotation
+            if annotation is not parameter.empty:
+                kind = (
+                    annotation
+                    if isinstance(annotation, str)
+                    else inspect.formatannotation(annotation)
+                )
+                line += f": {kind}"
+            default = parameter.default
+            if name == "model" and default_model:
+                default = default_model
+            if default is not parameter.empty:
+                line += f" = {default!r}"
+            lines.append(f"    {line},")
+        return f"{cls.__name__} supports: (\n" + "\n".join(lines) + "\n)"
 
 
 class AsyncProvider(BaseProvider):

@@ -139,6 +139,8 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     max_retries: ClassVar[int] = DEFAULT_MAX_RETRIES
     #: curl_cffi browser profile.
     impersonate: ClassVar[str] = DEFAULT_IMPERSONATE
+    #: TLS verification: True, False, or the path of a CA bundle (for a test site's CA).
+    verify: ClassVar[bool | str] = True
 
     # The site's state, cached on the class; every subclass starts with its own.
     _post_id: ClassVar[str | None] = None
@@ -258,6 +260,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
             proxy=check_proxy(proxy),
             timeout=_check_timeout(timeout),
             impersonate=options.pop("impersonate", cls.impersonate),
+            verify=options.pop("verify", cls.verify),
         )
         if options:
             logger.debug("%s ignores options: %s", cls.__name__, ", ".join(sorted(options)))

@@ -100,7 +100,7 @@ def _map_transport_error(err: BaseException, *, url: str, proxy: str | None) -> 
 
 # -- shared curl_cffi sessions, one pool per event loop (or per scope) -----------------
 
-_SessionKey = tuple[str | None, str, bool]
+_SessionKey = tuple[str | None, str, bool | str]
 
 
 class SessionScope:
@@ -125,7 +125,9 @@ class SessionScope:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def get(self, proxy: str | None, impersonate: str, verify: bool) -> AsyncSession[CurlResponse]:
+    def get(
+        self, proxy: str | None, impersonate: str, verify: bool | str
+    ) -> AsyncSession[CurlResponse]:
         if self._closed:
             raise RuntimeError("This chatgpt4o session scope is closed")
         key = (proxy, impersonate, verify)
@@ -140,7 +142,7 @@ class SessionScope:
             session = AsyncSession(
                 impersonate=impersonate,
                 proxy=proxy,
-                verify=verify,
+                verify=verify,  # type: ignore[arg-type]  # a CA path works too
                 trust_env=False,
                 discard_cookies=True,
                 max_clients=64,
@@ -392,7 +394,7 @@ class StreamSession:
         proxies: Mapping[str, str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         impersonate: str = DEFAULT_IMPERSONATE,
-        verify: bool = True,
+        verify: bool | str = True,
         session: AsyncSession[CurlResponse] | None = None,
     ) -> None:
         if proxy is None and proxies:
