@@ -1,0 +1,53 @@
+"""A faithful local emulator of chatgpt4o.one (WordPress + the AI Power chat plugin).
+
+Public names:
+
+- :class:`SiteEmulator`: the aiohttp server (``async with SiteEmulator() as site``).
+- :class:`EmulatorThread`: runs a ``SiteEmulator`` on its own loop in a daemon thread.
+- :class:`Fault`: failures to inject with ``SiteEmulator.fail_next``.
+- :class:`RecordedRequest`: what the emulator recorded about one request.
+- :func:`make_nonce`: WordPress's nonce function.
+- :func:`serve`: the ``python -m chatgpt4o.testing`` command.
+
+The names are imported lazily: importing this package (as pytest does for the bundled
+plugin) costs nothing, and aiohttp is only needed once ``SiteEmulator``,
+``EmulatorThread`` or ``serve`` is used (``pip install 'chatgpt4o[local]'``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._emulator import SiteEmulator
+    from ._faults import Fault
+    from ._nonces import make_nonce
+    from ._records import RecordedRequest
+    from ._serve import serve
+    from ._thread import EmulatorThread
+
+__all__ = ["EmulatorThread", "Fault", "RecordedRequest", "SiteEmulator", "make_nonce", "serve"]
+
+_MODULES = {
+    "EmulatorThread": "._thread",
+    "Fault": "._faults",
+    "RecordedRequest": "._records",
+    "SiteEmulator": "._emulator",
+    "make_nonce": "._nonces",
+    "serve": "._serve",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name = _MODULES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,276 @@
+"""Faults the emulator can inject, one request at a time.
+
+A :class:`Fault` is a plain frozen value built with one of its class-method factories and
+queued with :meth:`SiteEmulator.fail_next <chatgpt4o.testing.SiteEmulator.fail_next>`.
+Each fault has a ``target``: ``"post"`` faults hit the next request to
+``/wp-admin/admin-ajax.php``, ``"page"`` faults hit the next GET of the page ``/``.
+
+Faults by layer:
+
+- HTTP / CDN: :meth:`Fault.status`, :meth:`Fault.rate_limited`, :meth:`Fault.server_error`,
+  :meth:`Fault.cloudflare`, :meth:`Fault.page`
+- transport: :meth:`Fault.stall`, :meth:`Fault.reset_before_headers`,
+  :meth:`Fault.reset_after_headers`
+- body: :meth:`Fault.html_instead_of_json`, :meth:`Fault.truncated_json`,
+  :meth:`Fault.data_wrong_type`, :meth:`Fault.no_data`, :meth:`Fault.empty_body`,
+  :meth:`Fault.wrong_content_type`, :meth:`Fault.non_utf8`
+- plugin / WordPress: :meth:`Fault.upstream_error`, :meth:`Fault.token_limit`,
+  :meth:`Fault.plugin_gone`, :meth:`Fault.ajax_referer_failed`, :meth:`Fault.stale_nonce`
+- streaming: :meth:`Fault.stream_no_done`, :meth:`Fault.stream_limited`,
+  :meth:`Fault.stream_error_event`, :meth:`Fault.stream_stall`
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["STALE_NONCE_STYLES", "STREAM_ERROR_MESSAGES", "Fault", "FaultTarget"]
+
+FaultTarget = Literal["page", "post"]
+
+#: Messages of the one-event stream errors, by the flag the plugin sets.
+STREAM_ERROR_MESSAGES: Mapping[str, str] = {
+    "tokenLimitReached": "You have reached your token limit.",
+    "ipBanned": "You are not allowed to access this feature.",
+    "messageFlagged": (
+        "Your message has been flagged as potentially harmful or inappropriate. "
+        "Please review your input and try again."
+    ),
+    "pineconeError": "There was an error while searching the knowledge base. Please try again.",
+}
+
+#: Ways a stale nonce is answered (see :meth:`Fault.stale_nonce`).
+STALE_NONCE_STYLES = (
+    "json",  # {"status":"error","msg":"Nonce verification failed"}, AI Power <= 1.8.90
+    "security_check",  # {"status":"error","msg":"Security check"}, older versions
+    "invalid_nonce",  # {"status":"error","msg":"Invalid nonce. ..."}, older versions
+    "expired",  # 403 HTML "The link you followed has expired.", 1.8.91 to 2.2
+    "are_you_sure",  # 403 HTML "Are you sure you want to do this?", very old WordPress
+)
+
+_HTML = "text/html; charset=UTF-8"
+_PAGE_OR_POST = ("page", "post")
+
+
+def _check_target(target: str) -> FaultTarget:
+    if target == "page":
+        return "page"
+    if target == "post":
+        return "post"
+    raise ValueError(f"fault target must be 'page' or 'post', not {target!r}")
+
+
+def _check_seconds(seconds: float) -> float:
+    if seconds < 0:
+        raise ValueError(f"seconds must be >= 0, not {seconds!r}")
+    return float(seconds)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected failure. Build it with a factory, e.g. ``Fault.rate_limited("5")``.
+
+    Attributes (read-only; their meaning depends on ``kind``):
+        kind: which fault this is (the name of the factory that built it).
+        target: ``"post"`` (the next admin-ajax request) or ``"page"`` (the next page GET).
+        code: the HTTP status to answer with, where the fault sets one.
+        body: the body text, where the fault carries one.
+        headers: extra response headers as ``(name, value)`` pairs.
+        content_type: the ``Content-Type`` of ``body``.
+        seconds: how long to stall.
+        count: how many stream chunks to send first (``None``: the fault's default).
+        text: a message, event kind or style, depending on ``kind``.
+    """
+
+    kind: str
+    target: FaultTarget = "post"
+    code: int = 200
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = _HTML
+    seconds: float = 0.0
+    count: int | None = None
+    text: str = ""
+
+    def __repr__(self) -> str:
+        shown = [f"kind={self.kind!r}", f"target={self.target!r}"]
+        for field in dataclasses.fields(self)[2:]:
+            value = getattr(self, field.name)
+            if value != field.default:
+                shown.append(f"{field.name}={value!r}")
+        return f"Fault({', '.join(shown)})"
+
+    # HTTP / CDN -------------------------------------------------------------------------
+
+    @classmethod
+    def status(
+        cls,
+        code: int,
+        body: str = "",
+        *,
+        headers: Mapping[str, str] | None = None,
+        content_type: str = _HTML,
+        target: FaultTarget = "post",
+    ) -> Fault:
+        """Answer with HTTP ``code``, ``body`` and ``headers``, whatever the request."""
+        if not 100 <= code <= 999:
+            raise ValueError(f"not an HTTP status code: {code!r}")
+        return cls(
+            "status",
+            _check_target(target),
+            code=code,
+            body=body,
+            headers=tuple((headers or {}).items()),
+            content_type=content_type,
+        )
+
+    @classmethod
+    def rate_limited(cls, retry_after: str | None = None, target: FaultTarget = "post") -> Fault:
+        """HTTP 429 HTML page; ``Retry-After: retry_after`` (seconds or HTTP-date) if given."""
+        headers = () if retry_after is None else (("Retry-After", str(retry_after)),)
+        return cls("rate_limited", _check_target(target), code=429, headers=headers)
+
+    @classmethod
+    def server_error(cls, code: int = 500, target: FaultTarget = "post") -> Fault:
+        """A 5xx HTML error page (500: WordPress critical error, 502/503/504: nginx)."""
+        if not 500 <= code <= 599:
+            raise ValueError(f"server_error needs a 5xx status, not {code!r}")
+        return cls("server_error", _check_target(target), code=code)
+
+    @classmethod
+    def cloudflare(cls, status: int = 403, target: FaultTarget = "post") -> Fault:
+        """A Cloudflare managed challenge: ``cf-mitigated: challenge``, "Just a moment..."."""
+        return cls("cloudflare", _check_target(target), code=status)
+
+    @classmethod
+    def page(cls, html: str) -> Fault:
+        """Serve exactly ``html`` (HTTP 200) for the next GET of the page."""
+        return cls("page", "page", body=html)
+
+    # transport --------------------------------------------------------------------------
+
+    @classmethod
+    def stall(cls, seconds: float, target: FaultTarget = "post") -> Fault:
+        """Wait ``seconds`` before sending anything, then answer normally."""
+        return cls("stall", _check_target(target), seconds=_check_seconds(seconds))
+
+    @classmethod
+    def reset_before_headers(cls, target: FaultTarget = "post") -> Fault:
+        """Reset the TCP connection (RST) without sending any byte of a response."""
+        return cls("reset_before_headers", _check_target(target))
+
+    @classmethod
+    def reset_after_headers(cls, target: FaultTarget = "post") -> Fault:
+        """Send the status line, headers (a too-large Content-Length) and half a body, then
+        close the connection."""
+        return cls("reset_after_headers", _check_target(target))
+
+    # body -------------------------------------------------------------------------------
+
+    @classmethod
+    def html_instead_of_json(cls) -> Fault:
+        """HTTP 200 with an HTML page (``text/html``) where the JSON answer belongs."""
+        return cls("html_instead_of_json")
+
+    @classmethod
+    def truncated_json(cls) -> Fault:
+        """HTTP 200 ``application/json`` carrying the first half of a success body."""
+        return cls("truncated_json")
+
+    @classmethod
+    def data_wrong_type(cls, value: object = 42) -> Fault:
+        """A success body whose ``data`` is ``value`` (default ``42``) instead of a string."""
+        return cls("data_wrong_type", text=json.dumps(value))
+
+    @classmethod
+    def no_data(cls) -> Fault:
+        """``{"status":"success","msg":"Something went wrong"}``: success without ``data``."""
+        return cls("no_data")
+
+    @classmethod
+    def empty_body(cls) -> Fault:
+        """HTTP 200 with an empty body (``text/html``, as admin-ajax.php labels it)."""
+        return cls("empty_body")
+
+    @classmethod
+    def wrong_content_type(cls) -> Fault:
+        """A normal success body labelled ``Content-Type: text/plain``."""
+        return cls("wrong_content_type")
+
+    @classmethod
+    def non_utf8(cls) -> Fault:
+        """HTTP 200 ``application/json`` whose body is Latin-1, not valid UTF-8."""
+        return cls("non_utf8")
+
+    # plugin / WordPress -----------------------------------------------------------------
+
+    @classmethod
+    def upstream_error(
+        cls,
+        msg: str = (
+            "You exceeded your current quota, please check your plan and billing details. "
+            "For more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors."
+        ),
+    ) -> Fault:
+        """``{"status":"error","msg":<msg>,"log":false}``: the model provider failed."""
+        return cls("upstream_error", text=msg)
+
+    @classmethod
+    def token_limit(cls) -> Fault:
+        """The token-limit answer (JSON, or one ``data:`` event when streaming)."""
+        return cls("token_limit")
+
+    @classmethod
+    def plugin_gone(cls) -> Fault:
+        """HTTP 400, body ``0``: no handler for the action (AI Power 2.3 and newer)."""
+        return cls("plugin_gone")
+
+    @classmethod
+    def ajax_referer_failed(cls) -> Fault:
+        """HTTP 403, body ``-1``: a failed ``check_ajax_referer``."""
+        return cls("ajax_referer_failed")
+
+    @classmethod
+    def stale_nonce(cls, style: str | None = None) -> Fault:
+        """Answer as if the nonce were stale.
+
+        ``style`` is one of :data:`STALE_NONCE_STYLES`; ``None`` (the default) answers the
+        way the emulator's ``plugin_version`` does.
+        """
+        if style is not None and style not in STALE_NONCE_STYLES:
+            raise ValueError(f"style must be one of {STALE_NONCE_STYLES}, not {style!r}")
+        return cls("stale_nonce", text=style or "")
+
+    # streaming --------------------------------------------------------------------------
+
+    @classmethod
+    def stream_no_done(cls) -> Fault:
+        """Stream the text chunks, then end the response and close the connection with no
+        finish chunk, no ``data: [DONE]`` and no trailing JSON."""
+        return cls("stream_no_done")
+
+    @classmethod
+    def stream_limited(cls, after_chunks: int | None = None) -> Fault:
+        """Stream ``after_chunks`` text chunks (default: half) then ``data: [LIMITED]``."""
+        if after_chunks is not None and after_chunks < 0:
+            raise ValueError(f"after_chunks must be >= 0, not {after_chunks!r}")
+        return cls("stream_limited", count=after_chunks)
+
+    @classmethod
+    def stream_error_event(cls, kind: str = "ipBanned", msg: str | None = None) -> Fault:
+        """One event ``data: {"msg":"...","<kind>":true}`` and nothing else."""
+        if msg is None:
+            msg = STREAM_ERROR_MESSAGES.get(kind, "Something went wrong")
+        return cls("stream_error_event", body=msg, text=kind)
+
+    @classmethod
+    def stream_stall(cls, after_chunks: int, seconds: float) -> Fault:
+        """Stream ``after_chunks`` text chunks, stall ``seconds``, then finish normally."""
+        if after_chunks < 0:
+            raise ValueError(f"after_chunks must be >= 0, not {after_chunks!r}")
+        return cls("stream_stall", count=after_chunks, seconds=_check_seconds(seconds))

@@ -1,0 +1,58 @@
+"""pytest fixtures for code that talks to chatgpt4o.one (registered as a pytest11 plugin).
+
+- ``chatgpt4o_emulator``: a fresh, running :class:`~chatgpt4o.testing.SiteEmulator` per
+  test, served from a background thread (works in sync tests and under any async
+  framework). Configure it with the marker
+  ``@pytest.mark.chatgpt4o_emulator(stream=True, ...)`` (keywords of ``SiteEmulator``).
+- ``chatgpt4o_provider``: a subclass of :class:`chatgpt4o.Chatgpt4o` whose ``url`` is the
+  emulator's.
+
+This module is imported in every pytest run of an environment where chatgpt4o is
+installed, so it imports nothing heavy: the emulator (and aiohttp) load inside the
+fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from chatgpt4o import Chatgpt4o
+    from chatgpt4o.testing._emulator import SiteEmulator
+
+__all__ = ["chatgpt4o_emulator", "chatgpt4o_provider", "pytest_configure"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the ``chatgpt4o_emulator`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "chatgpt4o_emulator(**kwargs): SiteEmulator keyword arguments for the "
+        "chatgpt4o_emulator fixture",
+    )
+
+
+@pytest.fixture
+def chatgpt4o_emulator(request: pytest.FixtureRequest) -> Iterator[SiteEmulator]:
+    """A running chatgpt4o.one emulator (``SiteEmulator``), stopped after the test."""
+    from chatgpt4o.testing._thread import EmulatorThread
+
+    marker = request.node.get_closest_marker("chatgpt4o_emulator")
+    kwargs = dict(marker.kwargs) if marker is not None else {}
+    with EmulatorThread(**kwargs) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def chatgpt4o_provider(chatgpt4o_emulator: SiteEmulator) -> type[Chatgpt4o]:
+    """A fresh ``Chatgpt4o`` subclass pointed at ``chatgpt4o_emulator``."""
+    from chatgpt4o import Chatgpt4o
+
+    class EmulatedChatgpt4o(Chatgpt4o):
+        url = chatgpt4o_emulator.url
+
+    EmulatedChatgpt4o.__qualname__ = EmulatedChatgpt4o.__name__
+    return EmulatedChatgpt4o
