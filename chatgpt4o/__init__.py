@@ -2,27 +2,37 @@
 
     from chatgpt4o import Chatgpt4o
     reply = await Chatgpt4o.create_async(model="gpt-4o-mini", messages=[...])
+
+The public names below load on first use, so `import chatgpt4o` (and `chatgpt4o --help`)
+costs next to nothing; curl_cffi itself loads with the first request.
 """
 
-from ._base import AsyncGeneratorProvider, AsyncProvider, BaseProvider, ProviderModelMixin
-from ._exceptions import (
-    CloudflareError,
-    HTTPStatusError,
-    ModelNotSupportedError,
-    NonceError,
-    PluginUnavailableError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeoutError,
-    RateLimitError,
-    ResponseError,
-    ScrapeError,
-    ServiceError,
-)
-from ._messages import Message, Messages, format_prompt
-from ._provider import Chatgpt4o
-from ._session import StreamResponse, StreamSession
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._base import AsyncGeneratorProvider, AsyncProvider, BaseProvider, ProviderModelMixin
+    from ._exceptions import (
+        CloudflareError,
+        HTTPStatusError,
+        ModelNotSupportedError,
+        NonceError,
+        PluginUnavailableError,
+        ProviderConnectionError,
+        ProviderError,
+        ProviderTimeoutError,
+        RateLimitError,
+        ResponseError,
+        ScrapeError,
+        ServiceError,
+    )
+    from ._messages import Message, Messages, format_prompt
+    from ._provider import Chatgpt4o
+    from ._session import SessionScope, StreamResponse, StreamSession
 
 __all__ = [
     "AsyncGeneratorProvider",
@@ -44,12 +54,48 @@ __all__ = [
     "ResponseError",
     "ScrapeError",
     "ServiceError",
+    "SessionScope",
     "StreamResponse",
     "StreamSession",
     "__version__",
     "aclose",
     "format_prompt",
 ]
+
+_HOMES = {
+    "._base": ("AsyncGeneratorProvider", "AsyncProvider", "BaseProvider", "ProviderModelMixin"),
+    "._exceptions": (
+        "CloudflareError",
+        "HTTPStatusError",
+        "ModelNotSupportedError",
+        "NonceError",
+        "PluginUnavailableError",
+        "ProviderConnectionError",
+        "ProviderError",
+        "ProviderTimeoutError",
+        "RateLimitError",
+        "ResponseError",
+        "ScrapeError",
+        "ServiceError",
+    ),
+    "._messages": ("Message", "Messages", "format_prompt"),
+    "._provider": ("Chatgpt4o",),
+    "._session": ("SessionScope", "StreamResponse", "StreamSession"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 async def aclose() -> None:

@@ -6,7 +6,6 @@ plugin's own error answers are not (the same request would get the same answer).
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # rare, and slow to import: only for HTTP-date values
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
