@@ -51,6 +51,9 @@ CHATBOX_ACTION = "wpaicg_chatbox_message"
 
 # Class names of the chat widget: the shortcode, and the site-wide chatbox.
 _WIDGET_CLASSES = frozenset({"wpaicg-chat-shortcode", "wpaicg-chatbox"})
+# Once the widget is found, the rest of the page is still read up to this much, so a
+# page that ends soon after leaves its keep-alive connection reusable.
+_DRAIN_BYTES = 1024 * 1024
 # An opening tag longer than this is not the widget (real ones are under 2 KB).
 _MAX_TAG_BYTES = 64 * 1024
 _TAG_NAME_END = frozenset(b" \t\r\n\f/")
@@ -95,7 +98,8 @@ class PageScraper:
     """Reads the page as it arrives and finds the chat widget in linear time.
 
     `feed` returns True once reading more is pointless: the widget's opening tag is
-    whole, or `max_bytes` have come. `result` then reads post ID and nonce. Opening
+    whole and the page has not ended within a megabyte after it, or `max_bytes` have
+    come. `result` then reads post ID and nonce. Opening
     `<div` tags are walked left to right with plain searches (no regex that could
     backtrack), resuming where the last chunk left off.
     """
@@ -106,6 +110,7 @@ class PageScraper:
         self._lower = bytearray()
         self._scan = 0  # every <div before this offset has been looked at
         self._no_close_before = 0  # no ">" between the pending <div and this offset
+        self._enough = max_bytes  # read no further than this
         self.widget: dict[str, str] | None = None
 
     def feed(self, chunk: bytes) -> bool:
@@ -115,7 +120,9 @@ class PageScraper:
         self._lower += chunk.lower()
         if self.widget is None:
             self._find_widget()
-        return self.widget is not None or len(self._page) >= self._max_bytes
+            if self.widget is not None:
+                self._enough = min(self._max_bytes, self._scan + _DRAIN_BYTES)
+        return len(self._page) >= self._enough
 
     def _find_widget(self) -> None:
         lower = self._lower
@@ -132,7 +139,7 @@ class PageScraper:
                 self._scan = start  # the tag is not whole yet
                 self._no_close_before = len(lower)
                 return
-            self._scan = end + 1
+            self._scan = end + 1  # after the widget is found: where its tag ends
             if end - start > _MAX_TAG_BYTES or b"wpaicg-chat" not in lower[start:end]:
                 continue
             attributes = _attributes(bytes(self._page[start + 4 : end]).decode("utf-8", "replace"))

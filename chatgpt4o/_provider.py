@@ -141,6 +141,8 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     impersonate: ClassVar[str] = DEFAULT_IMPERSONATE
     #: TLS verification: True, False, or the path of a CA bundle (for a test site's CA).
     verify: ClassVar[bool | str] = True
+    #: HTTP backend: "curl_cffi", "httpx", or None for curl_cffi when it imports.
+    backend: ClassVar[str | None] = None
 
     # The site's state, cached on the class; every subclass starts with its own.
     _post_id: ClassVar[str | None] = None
@@ -261,6 +263,8 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
             timeout=_check_timeout(timeout),
             impersonate=options.pop("impersonate", cls.impersonate),
             verify=options.pop("verify", cls.verify),
+            backend=options.pop("backend", cls.backend),
+            client=options.pop("client", None),
         )
         if options:
             logger.debug("%s ignores options: %s", cls.__name__, ", ".join(sorted(options)))
@@ -415,7 +419,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
                 scraper = PageScraper()
                 async for chunk in response.aiter_bytes():
                     if scraper.feed(chunk):
-                        break  # the widget is here (or the page is too long): stop reading
+                        break  # the widget came long ago, or the page is too long
             finally:
                 await response.aclose()
         check_status(response.status_code, response.headers, scraper.text, ajax=False)

@@ -1,14 +1,14 @@
-"""HTTP plumbing: `StreamSession` on curl_cffi, with browser impersonation.
+"""HTTP plumbing: `StreamSession`, its responses, and the clients they share.
 
-The provider sends every request through a `StreamSession`. Sessions built by the
-provider share one curl_cffi `AsyncSession` per event loop, proxy and browser profile,
-so keep-alive connections and TLS sessions are reused across calls; those shared
-sessions close when their loop shuts down (`asyncio.run` does that) or on `aclose()`.
+The provider sends every request through a `StreamSession`, on curl_cffi (browser
+impersonation) by default or on httpx. Sessions built by the library share one client
+per event loop, backend, proxy and browser profile, so keep-alive connections and TLS
+sessions are reused across calls; those clients close when their loop shuts down
+(`asyncio.run` does that), on `aclose()`, or at the end of a `session_scope()` block.
+A client the user passes in is used as is and never closed here.
 
-curl_cffi is imported on first use, not on `import chatgpt4o`.
-
-Cookies never go into curl_cffi's session jar: the caller passes them per request and
-reads `StreamResponse.cookies`, so that one site's cookies cannot reach another.
+Cookies never live in a client's jar: the caller passes them per request and reads
+`StreamResponse.cookies`, so that one site's cookies cannot reach another.
 """
 
 from __future__ import annotations
@@ -20,22 +20,20 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator,
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ._constants import DEFAULT_IMPERSONATE, DEFAULT_TIMEOUT
-from ._exceptions import (
-    HTTPStatusError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeoutError,
-    ResponseError,
-    redact,
+from ._backends import (
+    Backend,
+    RawResponse,
+    close_client,
+    describe_proxy,
+    open_client,
+    pick_backend,
+    send,
 )
-
-if TYPE_CHECKING:
-    from curl_cffi.requests import AsyncSession
-    from curl_cffi.requests import Response as CurlResponse
+from ._constants import DEFAULT_IMPERSONATE, DEFAULT_TIMEOUT
+from ._exceptions import HTTPStatusError, ResponseError, redact
 
 __all__ = [
     "SessionScope",
@@ -52,16 +50,6 @@ logger = logging.getLogger(__name__)
 
 Method = Literal["GET", "POST"]
 _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
-
-
-def describe_proxy(proxy: str) -> str:
-    """The proxy as it may be shown: scheme, host and port, never the password."""
-    parts = urlsplit(proxy)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
 def check_proxy(proxy: object) -> str | None:
@@ -83,39 +71,24 @@ def check_proxy(proxy: object) -> str | None:
     return proxy
 
 
-def _map_transport_error(err: BaseException, *, url: str, proxy: str | None) -> ProviderError:
-    """A curl_cffi error as the library's own, with secrets left out of the text."""
-    from curl_cffi.requests.exceptions import ProxyError, Timeout
+# -- shared clients, one pool per event loop (or per scope) ------------------------------
 
-    via = f" via proxy {describe_proxy(proxy)}" if proxy else ""
-    detail = redact(str(err))
-    if proxy:
-        detail = detail.replace(proxy, describe_proxy(proxy))
-    if isinstance(err, Timeout) or getattr(err, "code", None) == 28:
-        return ProviderTimeoutError(f"Timed out talking to {url}{via}: {detail}")
-    if isinstance(err, ProxyError):
-        return ProviderConnectionError(f"The proxy {describe_proxy(proxy or '')} failed: {detail}")
-    return ProviderConnectionError(f"Could not reach {url}{via}: {detail}")
-
-
-# -- shared curl_cffi sessions, one pool per event loop (or per scope) -----------------
-
-_SessionKey = tuple[str | None, str, bool | str]
+_ClientKey = tuple[Backend, str | None, str, bool | str]
 
 
 class SessionScope:
-    """curl_cffi sessions, one per proxy and browser profile, opened on demand.
+    """HTTP clients, one per backend, proxy and browser profile, opened on demand.
 
     Every event loop has one, closed when the loop shuts down; `Chatgpt4o.session()`
     opens a private one for a block of code and closes it when the block ends.
     """
 
     def __init__(self) -> None:
-        self._sessions: dict[_SessionKey, AsyncSession[CurlResponse]] = {}
+        self._clients: dict[_ClientKey, Any] = {}
         self._closed = False
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._sessions)} open"
+        state = "closed" if self._closed else f"{len(self._clients)} open"
         return f"<SessionScope {state}>"
 
     @property
@@ -123,56 +96,42 @@ class SessionScope:
         return self._closed
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._clients)
 
-    def get(
-        self, proxy: str | None, impersonate: str, verify: bool | str
-    ) -> AsyncSession[CurlResponse]:
+    def client(
+        self, backend: Backend, proxy: str | None, impersonate: str, verify: bool | str
+    ) -> Any:
         if self._closed:
             raise RuntimeError("This chatgpt4o session scope is closed")
-        key = (proxy, impersonate, verify)
-        session = self._sessions.get(key)
-        if session is None:
-            from curl_cffi.requests import AsyncSession
+        key = (backend, proxy, impersonate, verify)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = open_client(backend, proxy, impersonate, verify)
+        return client
 
-            logger.debug(
-                "new curl_cffi session (impersonate=%s, proxy=%s)",
-                impersonate, describe_proxy(proxy) if proxy else None,
-            )
-            session = AsyncSession(
-                impersonate=impersonate,
-                proxy=proxy,
-                verify=verify,  # type: ignore[arg-type]  # a CA path works too
-                trust_env=False,
-                discard_cookies=True,
-                max_clients=64,
-            )
-            self._sessions[key] = session
-        return session
-
-    async def _close_sessions(self) -> None:
-        sessions = list(self._sessions.values())
-        self._sessions.clear()
-        for session in sessions:
-            await session.close()
+    async def _close_clients(self) -> None:
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await close_client(client)
 
     async def aclose(self) -> None:
-        """Close every session; the scope cannot be used after."""
+        """Close every client; the scope cannot be used after."""
         self._closed = True
-        await self._close_sessions()
+        await self._close_clients()
 
 
 class _LoopScope(SessionScope):
     """The loop's own scope, closed when the loop shuts down.
 
     `asyncio.run` (and `asyncio.Runner`) finalize live async generators before they
-    close the loop; a parked generator is the hook to close the sessions then, without
+    close the loop; a parked generator is the hook to close the clients then, without
     a task that would show up in `asyncio.all_tasks()`.
     """
 
     async def aclose(self) -> None:
-        """Close every session; new ones open on demand, as long as the loop runs."""
-        await self._close_sessions()
+        """Close every client; new ones open on demand, as long as the loop runs."""
+        await self._close_clients()
 
     async def watch_loop_shutdown(self) -> None:
         self._watcher = self._close_at_shutdown()
@@ -205,7 +164,7 @@ async def _current_session_scope() -> SessionScope:
 
 @asynccontextmanager
 async def session_scope() -> AsyncIterator[SessionScope]:
-    """Requests made inside the block (and tasks it starts) use sessions of their
+    """Requests made inside the block (and tasks it starts) use clients of their
     own, closed when the block ends."""
     scope = SessionScope()
     token = _current_scope.set(scope)
@@ -217,34 +176,29 @@ async def session_scope() -> AsyncIterator[SessionScope]:
 
 
 async def aclose_shared_sessions() -> None:
-    """Close the shared sessions of the running event loop (new ones open on demand)."""
+    """Close the shared clients of the running event loop (new ones open on demand)."""
     scope = _loop_scopes.get(asyncio.get_running_loop())
     if scope is not None:
         await scope.aclose()
 
 
 def shared_session_count() -> int:
-    """How many shared curl_cffi sessions the running loop holds (for tests and stats)."""
+    """How many shared clients the running loop holds (for tests and stats)."""
     scope = _loop_scopes.get(asyncio.get_running_loop())
     return 0 if scope is None else len(scope)
 
 
-# -- the session and its responses -----------------------------------------------------
+# -- the session and its responses -------------------------------------------------------
 
 
 class StreamResponse:
     """One answer: status and headers at once, the body read whole or as it arrives."""
 
-    def __init__(
-        self, raw: CurlResponse, *, streaming: bool, url: str, proxy: str | None
-    ) -> None:
+    def __init__(self, raw: RawResponse) -> None:
         self._raw = raw
-        self._streaming = streaming
-        self._finished = not streaming
-        self._url = url
-        self._proxy = proxy
+        self._finished = False
         self.status_code: int = raw.status_code
-        self.url: str = raw.url or url
+        self.url: str = raw.url
 
     def __repr__(self) -> str:
         return f"<StreamResponse [{self.status_code}]>"
@@ -252,7 +206,7 @@ class StreamResponse:
     @property
     def headers(self) -> Mapping[str, str]:
         """The answer's headers; names are looked up case-insensitively."""
-        return self._raw.headers  # type: ignore[return-value]
+        return self._raw.headers
 
     @property
     def ok(self) -> bool:
@@ -261,30 +215,24 @@ class StreamResponse:
     @property
     def cookies(self) -> dict[str, str]:
         """The cookies this answer set (Set-Cookie), name to value."""
-        return {name: value for name, value in self._raw.cookies.items() if value is not None}
+        return self._raw.cookies
 
     def raise_for_status(self) -> StreamResponse:
         """Raise `HTTPStatusError` unless the status is 2xx (the body is not read)."""
         if not self.ok:
             raise HTTPStatusError(
-                f"{self._url} answered HTTP {self.status_code}", status_code=self.status_code
+                f"{self.url} answered HTTP {self.status_code}", status_code=self.status_code
             )
         return self
 
     async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
         """The body in the pieces the network delivers."""
-        if not self._streaming:
-            if self._raw.content:
-                yield self._raw.content
-            return
-        from curl_cffi.requests.exceptions import RequestException
-
         try:
-            async for chunk in self._raw.aiter_content():  # type: ignore[no-untyped-call]
+            async for chunk in self._raw.chunks:
                 yield chunk
-        except RequestException as err:
-            self._finished = True
-            raise _map_transport_error(err, url=self._url, proxy=self._proxy) from err
+        except Exception:
+            self._finished = True  # the transfer failed: nothing left to abort
+            raise
         self._finished = True
 
     async def iter_lines(self) -> AsyncIterator[bytes]:
@@ -306,7 +254,7 @@ class StreamResponse:
             size += len(chunk)
             if max_bytes is not None and size > max_bytes:
                 await self.aclose()
-                raise ResponseError(f"The answer from {self._url} is larger than {max_bytes} bytes")
+                raise ResponseError(f"The answer from {self.url} is larger than {max_bytes} bytes")
             parts.append(chunk)
         return b"".join(parts)
 
@@ -319,26 +267,11 @@ class StreamResponse:
         return json.loads(await self.aread())
 
     async def aclose(self) -> None:
-        """End the transfer now, whether or not the body was read.
-
-        curl_cffi's own close waits for the whole body; a stalled or endless answer
-        must not hold the caller, so the transfer is cancelled instead.
-        """
-        if self._finished:
-            return
-        self._finished = True
-        raw = self._raw
-        quit_now = getattr(raw, "quit_now", None)
-        if quit_now is not None:
-            quit_now.set()
-        task = getattr(raw, "astream_task", None)
-        if task is not None and not task.done():
-            task.cancel()
-            # Wait for curl to let go of the handle; if this task is itself cancelled
-            # meanwhile, asyncio.wait lets that through.
-            await asyncio.wait([task])
-        if task is not None and task.done() and not task.cancelled():
-            task.exception()  # retrieved, so asyncio does not log it as lost
+        """End the transfer now, whether or not the body was read."""
+        if not self._finished:
+            self._finished = True
+            await self._raw.abort()
+        await self._raw.chunks.aclose()
 
     async def __aenter__(self) -> StreamResponse:
         return self
@@ -355,15 +288,15 @@ class StreamResponse:
 class _PendingResponse(Awaitable[StreamResponse]):
     """`await session.get(...)` or `async with session.get(...) as response:`."""
 
-    def __init__(self, send: Awaitable[StreamResponse]) -> None:
-        self._send = send
+    def __init__(self, sending: Awaitable[StreamResponse]) -> None:
+        self._sending = sending
         self._response: StreamResponse | None = None
 
     def __await__(self) -> Generator[Any, None, StreamResponse]:
-        return self._send.__await__()
+        return self._sending.__await__()
 
     async def __aenter__(self) -> StreamResponse:
-        self._response = await self._send
+        self._response = await self._sending
         return self._response
 
     async def __aexit__(
@@ -380,9 +313,11 @@ class StreamSession:
     """An HTTP session that looks like a browser to the site (g4f's `StreamSession`).
 
     Built with default headers, cookies, a proxy and a timeout; each request may
-    override them. With no `session` given it uses the event loop's shared curl_cffi
-    session for its proxy and browser profile; a `session` passed in is used as is and
-    never closed by this library.
+    override them. `backend` is "curl_cffi" (impersonating `impersonate`) or "httpx";
+    None takes curl_cffi when it can be imported, else httpx. With no `client` it uses
+    the shared client of the event loop (or of the current `session_scope`); a
+    `client` passed in (a curl_cffi `AsyncSession` or an `httpx.AsyncClient`) is used
+    as is and never closed by this library.
     """
 
     def __init__(
@@ -395,7 +330,8 @@ class StreamSession:
         timeout: float | None = DEFAULT_TIMEOUT,
         impersonate: str = DEFAULT_IMPERSONATE,
         verify: bool | str = True,
-        session: AsyncSession[CurlResponse] | None = None,
+        backend: Backend | None = None,
+        client: Any = None,
     ) -> None:
         if proxy is None and proxies:
             proxy = proxies.get("all") or proxies.get("https") or proxies.get("http")
@@ -405,25 +341,20 @@ class StreamSession:
         self.timeout = timeout
         self.impersonate = impersonate
         self.verify = verify
-        self._session = session
+        self.backend: Backend = pick_backend(backend, client)
+        self._client = client
         self._closed = False
 
     def __repr__(self) -> str:
         proxy = describe_proxy(self.proxy) if self.proxy else None
         return (
-            f"<StreamSession impersonate={self.impersonate!r} proxy={proxy!r} "
-            f"timeout={self.timeout!r}>"
+            f"<StreamSession backend={self.backend!r} impersonate={self.impersonate!r} "
+            f"proxy={proxy!r} timeout={self.timeout!r}>"
         )
 
     @property
     def closed(self) -> bool:
         return self._closed
-
-    async def _curl_session(self) -> AsyncSession[CurlResponse]:
-        if self._session is not None:
-            return self._session
-        scope = await _current_session_scope()
-        return scope.get(self.proxy, self.impersonate, self.verify)
 
     async def _send(
         self,
@@ -438,28 +369,25 @@ class StreamSession:
     ) -> StreamResponse:
         if self._closed:
             raise RuntimeError("This StreamSession is closed; make a new one")
-        from curl_cffi.requests.exceptions import RequestException
-
-        session = await self._curl_session()
-        merged_headers = {**self.headers, **(headers or {})}
-        merged_cookies = {**self.cookies, **(cookies or {})}
-        wait = self.timeout if timeout is None else timeout
+        client = self._client
+        if client is None:
+            scope = await _current_session_scope()
+            client = scope.client(self.backend, self.proxy, self.impersonate, self.verify)
         logger.debug("%s %s", method, url)
-        try:
-            raw = await session.request(
-                method,
-                url,
-                data=dict(data) if data is not None else None,
-                headers=merged_headers,
-                cookies=merged_cookies or None,
-                timeout=wait if wait is not None else 0,
-                stream=stream,
-                allow_redirects=True,
-            )
-        except RequestException as err:
-            raise _map_transport_error(err, url=url, proxy=self.proxy) from err
+        raw = await send(
+            client,
+            method,
+            url,
+            data=data,
+            headers={**self.headers, **(headers or {})},
+            cookies={**self.cookies, **(cookies or {})},
+            timeout=self.timeout if timeout is None else timeout,
+            stream=stream,
+            proxy=self.proxy,
+            owned=self._client is None,
+        )
         logger.debug("%s %s -> %s", method, url, raw.status_code)
-        return StreamResponse(raw, streaming=stream, url=url, proxy=self.proxy)
+        return StreamResponse(raw)
 
     def request(
         self,
@@ -487,7 +415,7 @@ class StreamSession:
         return self.request("POST", url, **kwargs)
 
     async def close(self) -> None:
-        """Mark this session closed; the shared curl_cffi session stays with its loop."""
+        """Mark this session closed; shared clients stay with their loop or scope."""
         self._closed = True
 
     async def __aenter__(self) -> StreamSession:

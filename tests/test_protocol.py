@@ -126,14 +126,17 @@ def test_malformed_nonce_is_not_taken() -> None:
         scrape_page(html)
 
 
-def test_scraper_stops_reading_once_the_opening_tag_is_whole() -> None:
-    html = page(WIDGET + "<p>" + "x" * 1000 + "</p>").encode()
+def test_scraper_stops_reading_a_megabyte_after_the_widget() -> None:
+    html = page(WIDGET).encode()
     cut = html.index(b"data-type")
     scraper = PageScraper()
     for index in range(0, cut, 7):  # arriving in small pieces
         assert not scraper.feed(html[index : min(index + 7, cut)])
-    assert scraper.feed(html[cut:])
+    assert not scraper.feed(html[cut:])
+    assert scraper.widget is not None
     assert scraper.result().nonce == "5e2498d71a"
+    assert not scraper.feed(b"x" * 1000 * 1000)
+    assert scraper.feed(b"x" * 100 * 1000)
     assert not PageScraper().feed(page("").encode())  # CSS rules for the class do not count
 
 

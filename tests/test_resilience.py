@@ -386,7 +386,10 @@ def test_no_unclosed_warnings_when_asyncio_run_ends() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
+    # -X dev turns on asyncio's debug mode, which also notes slow callbacks when the
+    # machine is busy; anything else on stderr is a leak or a warning.
+    noise = [line for line in result.stderr.splitlines() if "Executing <" not in line]
+    assert noise == []
     sessions_first, sessions_second, connections = map(int, result.stdout.split())
     assert (sessions_first, sessions_second) == (1, 1)
     assert connections >= 2  # each loop opened its own connection

@@ -1,0 +1,305 @@
+"""The httpx backend: the same scenarios with respx routes, and once end to end."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import respx
+
+from chatgpt4o import (
+    Chatgpt4o,
+    CloudflareError,
+    HTTPStatusError,
+    NonceError,
+    ProviderConnectionError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ResponseError,
+    ServiceError,
+    StreamSession,
+)
+from chatgpt4o import _backends as backends
+from chatgpt4o import _deadline as deadline_module
+from chatgpt4o.testing import SiteEmulator
+
+from .conftest import USER_HELLO
+from .proxy import running_proxy
+
+SITE = "https://wp.example"
+AJAX = SITE + "/wp-admin/admin-ajax.php"
+NONCE = "5e2498d71a"
+FRESH_NONCE = "0a1b2c3d4e"
+
+
+def page(nonce: str = NONCE, stream: bool = False) -> str:
+    return f"""<!DOCTYPE html><html><head>
+<input type="hidden" id="wpaicg-img-nonce" value="ffffffffff"></head><body>
+<div class="wpaicg-chat-shortcode"
+     data-nonce="{nonce}"
+     data-post-id="11"
+     data-url="{SITE}"
+     data-bot-id="0"
+     data-openai_stream_nav="{int(stream)}"
+     data-type="shortcode"
+>
+</body></html>"""
+
+
+def success(data: object) -> httpx.Response:
+    body = {"status": "success", "msg": "Something went wrong", "data": data, "log": False}
+    return httpx.Response(
+        200,
+        content=json.dumps(body).replace("/", "\\/"),
+        headers={"content-type": "application/json; charset=UTF-8"},
+    )
+
+
+def event_stream(*pieces: str) -> httpx.Response:
+    events = b"".join(
+        b"data: "
+        + json.dumps({"choices": [{"index": 0, "delta": {"content": p}}]}).encode()
+        + b"\n\n"
+        for p in pieces
+    )
+    trailer = json.dumps({"status": "success", "data": "".join(pieces)}).encode()
+    return httpx.Response(
+        200,
+        content=events + b"data: [DONE]\n\n" + trailer,
+        headers={"content-type": "text/event-stream"},
+    )
+
+
+class HttpxSite(Chatgpt4o):
+    url = SITE
+    backend = "httpx"
+
+
+@pytest.fixture
+def site() -> type[Chatgpt4o]:  # type: ignore[override]
+    class Site(HttpxSite):
+        pass
+
+    return Site
+
+
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(deadline_module, "_sleep", record)
+    return slept
+
+
+async def test_seed_call_over_httpx(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+    page_route = router.get(SITE + "/").respond(200, html=page())
+    post_route = router.post(AJAX).mock(return_value=success("Привет/hello"))
+    reply = await site.create_async("gpt-4o-mini", USER_HELLO)
+    assert reply == "Привет/hello"
+    assert page_route.call_count == 1
+    form = dict(httpx.QueryParams(post_route.calls.last.request.content.decode()))
+    assert form["_wpnonce"] == NONCE
+    assert form["post_id"] == "11"
+    assert form["action"] == "wpaicg_chat_shortcode_message"
+    assert form["message"] == "Привет!"
+    headers = post_route.calls.last.request.headers
+    assert headers["x-requested-with"] == "XMLHttpRequest"
+    assert headers["origin"] == SITE
+    assert "Mozilla/5.0" in headers["user-agent"]
+
+
+async def test_cached_page_and_single_flight(
+    site: type[Chatgpt4o], router: respx.MockRouter
+) -> None:
+    import asyncio
+
+    page_route = router.get(SITE + "/").respond(200, html=page())
+    router.post(AJAX).mock(return_value=success("ok"))
+    await asyncio.gather(*(site.create_async("", USER_HELLO) for _ in range(20)))
+    await site.create_async("", USER_HELLO)
+    assert page_route.call_count == 1
+
+
+async def test_stale_nonce_rescraped_once(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+    router.get(SITE + "/").mock(
+        side_effect=[httpx.Response(200, html=page()), httpx.Response(200, html=page(FRESH_NONCE))]
+    )
+    expired = httpx.Response(403, html="<p>The link you followed has expired.</p>")
+    post = router.post(AJAX).mock(side_effect=[expired, success("fresh")])
+    assert await site.create_async("", USER_HELLO) == "fresh"
+    sent = [dict(httpx.QueryParams(c.request.content.decode()))["_wpnonce"] for c in post.calls]
+    assert sent == [NONCE, FRESH_NONCE]
+
+
+async def test_nonce_rejected_twice(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+    router.get(SITE + "/").respond(200, html=page())
+    stale = httpx.Response(200, json={"status": "error", "msg": "Nonce verification failed"})
+    router.post(AJAX).mock(side_effect=[stale, stale])
+    with pytest.raises(NonceError):
+        await site.create_async("", USER_HELLO)
+
+
+async def test_streaming_over_httpx(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+    router.get(SITE + "/").respond(200, html=page(stream=True))
+    router.post(AJAX).mock(return_value=event_stream("Hel", "lo"))
+    pieces = [p async for p in site.create_async_generator("", USER_HELLO)]
+    assert pieces == ["Hel", "lo"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (httpx.Response(429, headers={"retry-after": "120"}), RateLimitError),
+        (httpx.Response(403, headers={"cf-mitigated": "challenge"}), CloudflareError),
+        (httpx.Response(404, text="nope"), HTTPStatusError),
+        (httpx.Response(200, json={"status": "error", "msg": "Upstream broke"}), ServiceError),
+        (httpx.Response(200, json={"status": "success"}), ResponseError),
+        (httpx.Response(200, html="<html></html>"), ResponseError),
+    ],
+)
+async def test_error_answers_over_httpx(
+    site: type[Chatgpt4o], router: respx.MockRouter, answer: httpx.Response, error: type[Exception]
+) -> None:
+    router.get(SITE + "/").respond(200, html=page())
+    router.post(AJAX).mock(return_value=answer)
+    with pytest.raises(error):
+        await site.create_async("", USER_HELLO, timeout=5)
+
+
+async def test_5xx_retried_over_httpx(
+    site: type[Chatgpt4o], router: respx.MockRouter, no_sleep: list[float]
+) -> None:
+    router.get(SITE + "/").respond(200, html=page())
+    post = router.post(AJAX).mock(side_effect=[httpx.Response(502), success("after retry")])
+    assert await site.create_async("", USER_HELLO) == "after retry"
+    assert post.call_count == 2
+    assert len(no_sleep) == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        (httpx.ConnectError("refused"), ProviderConnectionError),
+        (httpx.ReadTimeout("slow"), ProviderTimeoutError),
+        (httpx.RemoteProtocolError("reset"), ProviderConnectionError),
+    ],
+)
+async def test_transport_errors_map_to_ours(
+    site: type[Chatgpt4o],
+    router: respx.MockRouter,
+    no_sleep: list[float],
+    failure: Exception,
+    error: type[Exception],
+) -> None:
+    router.get(SITE + "/").mock(side_effect=failure)
+    with pytest.raises(error):
+        await site.create_async("", USER_HELLO, max_retries=0)
+
+
+async def test_cookies_over_httpx(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+    router.get(SITE + "/").respond(
+        200, html=page(), headers={"set-cookie": "wp_visitor=v1; Path=/"}
+    )
+    post = router.post(AJAX).mock(return_value=success("ok"))
+    await site.create_async("", USER_HELLO, cookies={"cf_clearance": "abc"})
+    cookie = post.calls.last.request.headers["cookie"]
+    assert "cf_clearance=abc" in cookie
+    assert "wp_visitor=v1" in cookie
+
+
+async def test_users_own_client_is_used_and_left_open(
+    site: type[Chatgpt4o], router: respx.MockRouter
+) -> None:
+    seen: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        seen.append(request.method)
+
+    router.get(SITE + "/").respond(200, html=page())
+    router.post(AJAX).mock(return_value=success("ok"))
+    async with httpx.AsyncClient(event_hooks={"request": [hook]}) as client:
+        assert await site.create_async("", USER_HELLO, client=client) == "ok"
+        assert not client.is_closed
+    assert seen == ["GET", "POST"]
+
+
+async def test_users_own_curl_session_is_used_and_left_open(
+    emulator: SiteEmulator,
+) -> None:
+    from curl_cffi.requests import AsyncSession
+
+    class Local(Chatgpt4o):
+        url = emulator.url
+
+    session: AsyncSession = AsyncSession()  # type: ignore[type-arg]
+    try:
+        assert await Local.create_async("", USER_HELLO, client=session)
+        assert not session._closed
+    finally:
+        await session.close()
+
+
+async def test_httpx_end_to_end_against_the_emulator(emulator: SiteEmulator) -> None:
+    emulator.stream = True
+
+    class Local(Chatgpt4o):
+        url = emulator.url
+        backend = "httpx"
+
+    reply = emulator.reply("Привет!") if callable(emulator.reply) else emulator.reply
+    pieces = [p async for p in Local.create_async_generator("", USER_HELLO)]
+    assert "".join(pieces) == reply
+    assert len(pieces) > 1
+    emulator.rotate_nonce()
+    assert await Local.create_async("", USER_HELLO) == reply
+    assert emulator.page_loads == 2
+    assert emulator.connections == 1  # keep-alive on httpx too
+
+
+async def test_httpx_through_a_proxy(emulator: SiteEmulator) -> None:
+    class Local(Chatgpt4o):
+        url = emulator.url
+        backend = "httpx"
+
+    async with running_proxy("http") as proxy:
+        assert await Local.create_async("", USER_HELLO, proxy=proxy.url)
+    assert proxy.tunnels
+
+
+async def test_httpx_timeout_is_one_deadline(emulator: SiteEmulator) -> None:
+    from chatgpt4o.testing import Fault
+
+    class Local(Chatgpt4o):
+        url = emulator.url
+        backend = "httpx"
+
+    emulator.fail_next(Fault.stall(30))
+    with pytest.raises(ProviderTimeoutError):
+        await Local.create_async("", USER_HELLO, timeout=1)
+
+
+def test_falls_back_to_httpx_without_curl_cffi(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "curl_cffi", None)  # makes `import curl_cffi` fail
+    assert backends.pick_backend(None) == "httpx"
+    assert StreamSession().backend == "httpx"
+    with pytest.raises(ImportError, match="pip install curl_cffi"):
+        backends.pick_backend("curl_cffi")
+
+
+def test_bad_backend_and_client_fail_before_io() -> None:
+    with pytest.raises(ValueError, match="backend must be one of"):
+        StreamSession(backend="requests")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="client must be"):
+        StreamSession(client=object())
