@@ -139,7 +139,8 @@ class RawResponse:
 def _map_error(err: BaseException, *, url: str, proxy: str | None) -> ProviderError:
     """A backend's transport error as the library's own, without secrets."""
     via = f" via proxy {describe_proxy(proxy)}" if proxy else ""
-    detail = redact(str(err)) or type(err).__name__
+    # curl appends a pointer to its docs to every message; it says nothing here
+    detail = redact(str(err).split(" See https://curl.se/")[0]) or type(err).__name__
     if proxy:
         detail = detail.replace(proxy, describe_proxy(proxy))
     timed_out = getattr(err, "code", None) == 28 or any(

@@ -12,7 +12,8 @@ Exit codes (the table is also in `--help`):
 * 2 - usage: a bad option or value, an empty prompt, an unknown model, `--local`
   without aiohttp;
 * 3 - network: `ProviderConnectionError` and `ProviderTimeoutError`;
-* 4 - blocked or rate-limited: `CloudflareError`, `RateLimitError`;
+* 4 - blocked or rate-limited: `CloudflareError`, `RateLimitError`, a `ServiceError` of
+  kind "ip_banned";
 * 5 - a bad answer from the site: every other `ProviderError` (HTTP errors, the
   plugin's error messages, a rejected nonce, an unreadable page or reply);
 * 130 - interrupted (Ctrl-C).
@@ -49,6 +50,7 @@ from ._exceptions import (
     ProviderConnectionError,
     ProviderError,
     RateLimitError,
+    ServiceError,
     redact,
 )
 from ._messages import format_prompt
@@ -120,9 +122,10 @@ exit codes:
   1    unexpected error (a bug; please report it with the --verbose output)
   2    usage: bad option or value, empty prompt, unknown model, --local without aiohttp
   3    network: connection, DNS, TLS or proxy failure, or the --timeout passed
-  4    blocked or rate-limited: Cloudflare challenge, HTTP 429, the site's token limit
-  5    bad answer from the site: HTTP error, the plugin's error message (banned IP or
-       words, upstream error), nonce rejected, page without the chat, unreadable reply,
+  4    blocked or rate-limited: Cloudflare challenge, HTTP 429, the site's token limit,
+       a banned IP
+  5    bad answer from the site: HTTP error, the plugin's error message (banned words,
+       upstream error), nonce rejected, page without the chat, unreadable reply,
        plugin without the chat action (AI Power 2.3+)
   130  interrupted (Ctrl-C)
 """
@@ -144,6 +147,8 @@ def exit_code_for(error: BaseException) -> int:
     if isinstance(error, ProviderConnectionError):
         return EXIT_NETWORK
     if isinstance(error, (CloudflareError, RateLimitError)):
+        return EXIT_BLOCKED
+    if isinstance(error, ServiceError) and error.kind == "ip_banned":
         return EXIT_BLOCKED
     if isinstance(error, ProviderError):
         return EXIT_SERVER

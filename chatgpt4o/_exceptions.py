@@ -48,18 +48,21 @@ __all__ = [
 #: How much of a server's body an error message shows.
 BODY_PREVIEW_CHARS = 200
 
-# userinfo in URLs (proxy passwords), and the values of nonce and cookie fields
+# userinfo in URLs (proxy passwords); nonce, cookie and password fields as a form,
+# a query string or JSON writes them (key=value, "key":"value"); cookie headers.
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@", re.I)
 _SECRET_FIELD = re.compile(
     r"(?P<key>_wpnonce|nonce|search_nonce|cookie|cf_clearance|password)"
-    r"(?P<sep>[\"']?\s*[=:]\s*[\"']?)(?P<value>[^\s\"'&;,}]+)",
+    r"(?P<sep>=|[\"']\s*:\s*[\"']?)(?P<value>[^\s\"'&;,}]+)",
     re.I,
 )
+_COOKIE_HEADER = re.compile(r"(?P<key>(?:set-)?cookie:\s*)[^\s=;]+=[^\r\n]*", re.I)
 
 
 def redact(text: str) -> str:
     """Hide proxy passwords, nonces and cookie values in `text`."""
     text = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+    text = _COOKIE_HEADER.sub(r"\g<key>***", text)
     return _SECRET_FIELD.sub(r"\g<key>\g<sep>***", text)
 
 
@@ -132,12 +135,21 @@ class RateLimitError(ProviderError):
 
 
 class ServiceError(ProviderError):
-    """The plugin answered `status: error` (empty message, banned words, upstream error...)."""
+    """The plugin answered `status: error` (empty message, banned words, upstream error...).
+
+    `kind` tells the refusals apart: "ip_banned", "banned_words", "empty_message",
+    "limited" (the upstream stopped a stream), "nonce", or "upstream" for the rest.
+    """
 
     def __init__(
-        self, server_message: str, *, prefix: str = "The site answered with an error"
+        self,
+        server_message: str,
+        *,
+        prefix: str = "The site answered with an error",
+        kind: str = "upstream",
     ) -> None:
         self.server_message = trim(server_message, 500)
+        self.kind = kind
         super().__init__(f"{prefix}: {self.server_message}")
 
 

@@ -261,7 +261,7 @@ class StaleNonceAnswer(ServiceError):
     """
 
     def __init__(self, server_message: str) -> None:
-        super().__init__(server_message, prefix="The site rejected the chat nonce")
+        super().__init__(server_message, prefix="The site rejected the chat nonce", kind="nonce")
 
 
 def _is_stale_nonce_message(message: str) -> bool:
@@ -318,6 +318,24 @@ def check_status(
     raise HTTPStatusError(f"The site answered HTTP {status}", status_code=status, body=body)
 
 
+# The plugin's refusals, by the flag of a stream event or the words of its message.
+_REFUSAL_FLAGS = {
+    "ipBanned": "ip_banned",
+    "messageFlagged": "banned_words",
+    "pineconeError": "upstream",
+}
+_REFUSAL_WORDS = (
+    ("not allowed to access this feature", "ip_banned"),
+    ("prohibited words", "banned_words"),
+    ("nothing was inputted", "empty_message"),
+)
+
+
+def _refusal_kind(text: str) -> str:
+    lowered = text.lower()
+    return next((kind for words, kind in _REFUSAL_WORDS if words in lowered), "upstream")
+
+
 def _raise_for_plugin_error(answer: Mapping[str, Any]) -> None:
     message = answer.get("msg")
     text = message if isinstance(message, str) else ""
@@ -327,9 +345,9 @@ def _raise_for_plugin_error(answer: Mapping[str, Any]) -> None:
             status_code=200,
             server_message=text,
         )
-    for flag in ("ipBanned", "messageFlagged", "pineconeError"):
+    for flag, kind in _REFUSAL_FLAGS.items():
         if answer.get(flag):
-            raise ServiceError(text or flag)
+            raise ServiceError(text or flag, kind=kind)
     error = answer.get("error")
     if isinstance(error, Mapping):  # an upstream OpenAI error object passed through
         raise ServiceError(str(error.get("message") or error))
@@ -337,7 +355,7 @@ def _raise_for_plugin_error(answer: Mapping[str, Any]) -> None:
     if answer.get("status") == "error" or unlabelled:
         if _is_stale_nonce_message(text):
             raise StaleNonceAnswer(text)
-        raise ServiceError(text or "(no message)")
+        raise ServiceError(text or "(no message)", kind=_refusal_kind(text))
 
 
 def _decode(body: bytes) -> str:
@@ -440,7 +458,9 @@ class ReplyParser:
                     break
                 if payload == b"[LIMITED]":
                     raise ServiceError(
-                        "[LIMITED]", prefix="The site's upstream model stopped the reply"
+                        "[LIMITED]",
+                        prefix="The site's upstream model stopped the reply",
+                        kind="limited",
                     )
                 piece = self._read_event(payload)
                 if piece:

@@ -15,7 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+)
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -201,7 +208,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         timeout: float | None = DEFAULT_TIMEOUT,
         cookies: Mapping[str, str] | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The reply in pieces as the site streams them; the whole reply once when
         the site does not stream, or with `stream=False`."""
         call = cls._prepare(model, messages, proxy, timeout, cookies, kwargs)
@@ -297,6 +304,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
                     raise NonceError(
                         answer.server_message,
                         prefix="The site rejected the chat nonce again after a fresh scrape",
+                        kind="nonce",
                     ) from None
                 renewed = True
                 logger.info("%s: the nonce is stale; scraping the page again", cls.__name__)

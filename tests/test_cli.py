@@ -223,7 +223,7 @@ def test_usage_error_through_the_script() -> None:
         pytest.param([Fault.server_error(500)], 5, False, id="500"),
         pytest.param([Fault.html_instead_of_json()], 5, False, id="html-not-json"),
         pytest.param([Fault.plugin_gone()], 5, False, id="plugin-gone"),
-        pytest.param([Fault.stream_error_event("ipBanned")], 5, True, id="ip-banned"),
+        pytest.param([Fault.stream_error_event("ipBanned")], 4, True, id="ip-banned"),
         pytest.param([Fault.stall(30)], 3, False, id="timeout"),
     ],
 )

@@ -393,3 +393,41 @@ def test_other_statuses(status: int) -> None:
     assert caught.value.status_code == status
     assert "<h1>Oops</h1>" in str(caught.value)
     assert type(caught.value) is HTTPStatusError
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ({"status": "error", "msg": "You are not allowed to access this feature."}, "ip_banned"),
+        ({"status": "error", "msg": "Your message contains prohibited words."}, "banned_words"),
+        ({"status": "error", "msg": "It appears that nothing was inputted."}, "empty_message"),
+        ({"status": "error", "msg": "Rate limit reached for gpt-4o-mini"}, "upstream"),
+        ({"msg": "Blocked", "ipBanned": True}, "ip_banned"),
+        ({"msg": "Flagged", "messageFlagged": True}, "banned_words"),
+    ],
+)
+def test_service_errors_say_what_kind_of_refusal(body: dict[str, object], kind: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        parse_reply(php_json(body))
+    assert caught.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden", "kept"),
+    [
+        ("_wpnonce=5e2498d71a&post_id=11", "5e2498d71a", "post_id=11"),
+        ('{"search_nonce":"5e2498d71a"}', "5e2498d71a", "search_nonce"),
+        ("socks5://alice:hunter2@127.0.0.1:1080", "hunter2", "alice"),
+        ("Cookie: wp_session=abc123; cf_clearance=xyz", "abc123", "Cookie:"),
+        ("argument --cookie: expected NAME=VALUE", "***", "expected NAME=VALUE"),
+    ],
+)
+def test_redact(text: str, hidden: str, kept: str) -> None:
+    from chatgpt4o._exceptions import redact
+
+    redacted = redact(text)
+    assert kept in redacted
+    if hidden == "***":
+        assert redacted == text
+    else:
+        assert hidden not in redacted

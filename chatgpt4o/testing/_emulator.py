@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import struct
 import time
 from collections import deque
@@ -167,7 +168,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url_for(sockname: Any) -> str:
+def _url_for(sockname: Any, scheme: str = "http") -> str:
     host, port = str(sockname[0]), int(sockname[1])
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
@@ -175,7 +176,7 @@ def _url_for(sockname: Any) -> str:
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 def _peer(request: web.BaseRequest) -> tuple[str, int]:
@@ -258,6 +259,8 @@ class SiteEmulator:
             always accepted, as on the real site.
         clock: the Unix time source (see also :meth:`advance`).
         secret: the nonce key; random by default.
+        ssl_context: serve HTTPS with this server context (``url`` is then
+            ``https://...``); ``None``: plain HTTP. Set it before :meth:`start`.
     """
 
     def __init__(
@@ -282,6 +285,7 @@ class SiteEmulator:
         page_cookies: Mapping[str, str] | None = None,
         required_cookies: Mapping[str, str] | None = None,
         page_padding: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -300,6 +304,7 @@ class SiteEmulator:
         self.page_cookies: dict[str, str] = dict(page_cookies or {})
         self.required_cookies: dict[str, str] = dict(required_cookies or {})
         self.page_padding = page_padding
+        self.ssl_context = ssl_context
 
         self.page_loads = 0
         self.posts = 0
@@ -361,7 +366,10 @@ class SiteEmulator:
 
     @property
     def url(self) -> str:
-        """The site URL, ``http://127.0.0.1:PORT`` (no trailing slash)."""
+        """The site URL, ``http://127.0.0.1:PORT`` (no trailing slash).
+
+        ``https://127.0.0.1:PORT`` when the emulator has an ``ssl_context``.
+        """
         if self._url is None:
             raise RuntimeError("SiteEmulator is not started: use 'async with' or start()")
         return self._url
@@ -383,7 +391,7 @@ class SiteEmulator:
             )
             runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT)
             await runner.setup()
-            site = web.SockSite(runner, sock, backlog=1024)
+            site = web.SockSite(runner, sock, backlog=1024, ssl_context=self.ssl_context)
             await site.start()
         except BaseException:
             if runner is not None:
@@ -391,7 +399,8 @@ class SiteEmulator:
             sock.close()
             raise
         self._runner = runner
-        self._url = _url_for(sock.getsockname())
+        scheme = "https" if self.ssl_context is not None else "http"
+        self._url = _url_for(sock.getsockname(), scheme)
 
     async def stop(self) -> None:
         """Stop listening and close every connection (idempotent)."""

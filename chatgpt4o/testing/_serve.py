@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -42,7 +44,30 @@ def build_parser(prog: str = "python -m chatgpt4o.testing") -> argparse.Argument
     parser.add_argument("--post-id", type=int, default=11)
     parser.add_argument("--bot-id", type=int, default=0)
     parser.add_argument("--token-limit", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--certfile",
+        metavar="PEM",
+        help="serve HTTPS with this certificate chain (PEM; may hold the key too)",
+    )
+    parser.add_argument(
+        "--keyfile", metavar="PEM", help="the private key of --certfile, if not inside it"
+    )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="on shutdown, print one JSON line of counters (page_loads, posts, connections)",
+    )
     return parser
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if args.certfile is None:
+        if args.keyfile is not None:
+            raise ValueError("--keyfile needs --certfile")
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.certfile, args.keyfile)
+    return context
 
 
 def _make_emulator(args: argparse.Namespace) -> SiteEmulator:
@@ -58,13 +83,14 @@ def _make_emulator(args: argparse.Namespace) -> SiteEmulator:
         post_id=args.post_id,
         bot_id=args.bot_id,
         token_limit=args.token_limit,
+        ssl_context=_ssl_context(args),
     )
     if args.reply is not None:
         emulator.reply = args.reply
     return emulator
 
 
-async def _run_until_signalled(emulator: SiteEmulator) -> None:
+async def _run_until_signalled(emulator: SiteEmulator, *, stats: bool = False) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed: list[signal.Signals] = []
@@ -79,6 +105,14 @@ async def _run_until_signalled(emulator: SiteEmulator) -> None:
             with contextlib.suppress(BrokenPipeError):
                 print(emulator.url, flush=True)
             await stop.wait()
+        if stats:
+            counters = {
+                "page_loads": emulator.page_loads,
+                "posts": emulator.posts,
+                "connections": emulator.connections,
+            }
+            with contextlib.suppress(BrokenPipeError):
+                print(json.dumps(counters), flush=True)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
@@ -89,11 +123,11 @@ def serve(argv: Sequence[str] | None = None, *, prog: str = "python -m chatgpt4o
     args = build_parser(prog).parse_args(argv)
     try:
         emulator = _make_emulator(args)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # a bad option, or unreadable certificate files
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_run_until_signalled(emulator))
+        asyncio.run(_run_until_signalled(emulator, stats=args.stats))
     except KeyboardInterrupt:  # signal handlers unavailable (Windows)
         pass
     except OSError as exc:
