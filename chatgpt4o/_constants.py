@@ -6,14 +6,22 @@ __all__ = [
     "BROWSER_HEADERS",
     "DEFAULT_IMPERSONATE",
     "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MODEL",
+    "DEFAULT_SITE_URL",
     "DEFAULT_TIMEOUT",
     "FALLBACK_USER_AGENT",
     "INITIAL_RETRY_DELAY",
     "MAX_PAGE_BYTES",
     "MAX_RESPONSE_BYTES",
     "MAX_RETRY_DELAY",
+    "MODEL_ALIASES",
     "RETRY_JITTER",
 ]
+
+#: The site, its model, and the model's short name.
+DEFAULT_SITE_URL = "https://chatgpt4o.one"
+DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+MODEL_ALIASES: dict[str, str] = {"gpt-4o-mini": DEFAULT_MODEL}
 
 #: Seconds one whole call may take: page scrape, POST, retries and sleeps.
 DEFAULT_TIMEOUT = 120.0

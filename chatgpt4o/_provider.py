@@ -38,7 +38,10 @@ from ._constants import (
     BROWSER_HEADERS,
     DEFAULT_IMPERSONATE,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MODEL,
+    DEFAULT_SITE_URL,
     DEFAULT_TIMEOUT,
+    MODEL_ALIASES,
 )
 from ._deadline import Deadline
 from ._exceptions import (
@@ -128,7 +131,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     subclass keeps its own cache of post ID, nonce and cookies.
     """
 
-    url: ClassVar[str] = "https://chatgpt4o.one"
+    url: ClassVar[str] = DEFAULT_SITE_URL
     # The public site stopped answering in late 2024; the flag says so honestly.
     working: ClassVar[bool] = False
     needs_auth: ClassVar[bool] = False
@@ -138,9 +141,9 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     label: ClassVar[str | None] = "chatgpt4o.one"
     parent: ClassVar[str | None] = None
 
-    default_model: ClassVar[str | None] = "gpt-4o-mini-2024-07-18"
-    models: ClassVar[list[str]] = ["gpt-4o-mini-2024-07-18"]
-    model_aliases: ClassVar[dict[str, str]] = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18"}
+    default_model: ClassVar[str | None] = DEFAULT_MODEL
+    models: ClassVar[list[str]] = [DEFAULT_MODEL]
+    model_aliases: ClassVar[dict[str, str]] = dict(MODEL_ALIASES)
 
     #: Retries after the first try (transport errors, 408, 409, 429, 5xx).
     max_retries: ClassVar[int] = DEFAULT_MAX_RETRIES

@@ -511,3 +511,18 @@ def test_local_in_process(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_exit_code_table(error: BaseException, code: int) -> None:
     assert exit_code_for(error) == code
+
+
+def test_help_does_not_load_the_event_loop_or_the_http_stack() -> None:
+    code = (
+        "import sys\n"
+        "from chatgpt4o._cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "print(sorted({'asyncio', 'curl_cffi', 'chatgpt4o._provider'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout.strip() == "[]", result.stderr
