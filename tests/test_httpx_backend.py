@@ -303,3 +303,16 @@ def test_bad_backend_and_client_fail_before_io() -> None:
         StreamSession(backend="requests")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="client must be"):
         StreamSession(client=object())
+
+
+@respx.mock(assert_all_mocked=True)
+async def test_the_readme_respx_example() -> None:
+    class Site(Chatgpt4o):
+        url = "https://wp.example"
+        backend = "httpx"
+
+    respx.get("https://wp.example/").respond(html=page())
+    respx.post("https://wp.example/wp-admin/admin-ajax.php").respond(
+        json={"status": "success", "msg": "", "data": "Hi"}
+    )
+    assert await Site.create_async("", [{"role": "user", "content": "hi"}]) == "Hi"
