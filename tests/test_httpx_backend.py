@@ -305,7 +305,7 @@ def test_bad_backend_and_client_fail_before_io() -> None:
         StreamSession(client=object())
 
 
-@respx.mock(assert_all_mocked=True)
+@respx.mock
 async def test_the_readme_respx_example() -> None:
     class Site(Chatgpt4o):
         url = "https://wp.example"
