@@ -12,7 +12,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._constants import FALLBACK_USER_AGENT
@@ -21,6 +21,7 @@ from ._exceptions import ProviderConnectionError, ProviderError, ProviderTimeout
 __all__ = [
     "BACKENDS",
     "Backend",
+    "Outgoing",
     "RawResponse",
     "backend_of",
     "close_client",
@@ -124,6 +125,19 @@ async def close_client(client: Any) -> None:
         await client.aclose()
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One request, as the session hands it to a backend."""
+
+    method: str
+    url: str
+    data: Mapping[str, str] | None
+    headers: Mapping[str, str]
+    cookies: Mapping[str, str] = field(repr=False)
+    timeout: float | None
+    stream: bool
+
+
 @dataclass
 class RawResponse:
     """What a backend hands back for one request."""
@@ -153,50 +167,31 @@ def _map_error(err: BaseException, *, url: str, proxy: str | None) -> ProviderEr
     return ProviderConnectionError(f"Could not reach {url}{via}: {detail}")
 
 
-async def send(
-    client: Any,
-    method: str,
-    url: str,
-    *,
-    data: Mapping[str, str] | None,
-    headers: Mapping[str, str],
-    cookies: Mapping[str, str],
-    timeout: float | None,
-    stream: bool,
-    proxy: str | None,
-    owned: bool,
-) -> RawResponse:
-    """Send one request with `client`; the body is read as the caller iterates."""
+async def send(client: Any, request: Outgoing, *, proxy: str | None, owned: bool) -> RawResponse:
+    """Send `request` with `client`; the body is read as the caller iterates.
+
+    `owned` says the client is the library's own (its cookie jar may be emptied).
+    """
     if backend_of(client) == "curl_cffi":
-        return await _send_curl(client, method, url, data, headers, cookies, timeout, stream, proxy)
-    return await _send_httpx(client, method, url, data, headers, cookies, timeout, stream, proxy,
-                             owned)
+        return await _send_curl(client, request, proxy)
+    return await _send_httpx(client, request, proxy, owned)
 
 
 # -- curl_cffi ---------------------------------------------------------------------------
 
 
-async def _send_curl(
-    client: Any,
-    method: str,
-    url: str,
-    data: Mapping[str, str] | None,
-    headers: Mapping[str, str],
-    cookies: Mapping[str, str],
-    timeout: float | None,
-    stream: bool,
-    proxy: str | None,
-) -> RawResponse:
+async def _send_curl(client: Any, request: Outgoing, proxy: str | None) -> RawResponse:
     from curl_cffi.requests.exceptions import RequestException
 
+    url, stream = request.url, request.stream
     try:
         raw = await client.request(
-            method,
+            request.method,
             url,
-            data=dict(data) if data is not None else None,
-            headers=dict(headers),
-            cookies=dict(cookies) or None,
-            timeout=timeout if timeout is not None else 0,
+            data=dict(request.data) if request.data is not None else None,
+            headers=dict(request.headers),
+            cookies=dict(request.cookies) or None,
+            timeout=request.timeout if request.timeout is not None else 0,
             stream=stream,
             allow_redirects=True,
         )
@@ -244,30 +239,22 @@ async def _send_curl(
 
 
 async def _send_httpx(
-    client: Any,
-    method: str,
-    url: str,
-    data: Mapping[str, str] | None,
-    headers: Mapping[str, str],
-    cookies: Mapping[str, str],
-    timeout: float | None,
-    stream: bool,
-    proxy: str | None,
-    owned: bool,
+    client: Any, request: Outgoing, proxy: str | None, owned: bool
 ) -> RawResponse:
     import httpx
 
-    request_headers = {"user-agent": FALLBACK_USER_AGENT, **headers}
-    if cookies:
+    url = request.url
+    headers = {"user-agent": FALLBACK_USER_AGENT, **request.headers}
+    if request.cookies:
         # A Cookie header, not cookies=: httpx's per-request cookies are deprecated
         # and its jar would carry one site's cookies to another on the same host.
-        request_headers["cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    request = client.build_request(
-        method, url, data=dict(data) if data is not None else None,
-        headers=request_headers, timeout=httpx.Timeout(timeout),
+        headers["cookie"] = "; ".join(f"{name}={value}" for name, value in request.cookies.items())
+    built = client.build_request(
+        request.method, url, data=dict(request.data) if request.data is not None else None,
+        headers=headers, timeout=httpx.Timeout(request.timeout),
     )
     try:
-        response = await client.send(request, stream=True)
+        response = await client.send(built, stream=True)
     except httpx.HTTPError as err:
         raise _map_error(err, url=url, proxy=proxy) from err
     set_cookies = {cookie.name: cookie.value or "" for cookie in response.cookies.jar}
@@ -282,7 +269,7 @@ async def _send_httpx(
         except httpx.HTTPError as err:
             raise _map_error(err, url=url, proxy=proxy) from err
 
-    if not stream:
+    if not request.stream:
         try:
             await response.aread()
         except httpx.HTTPError as err:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from ._backends import (
     Backend,
+    Outgoing,
     RawResponse,
     close_client,
     describe_proxy,
@@ -374,18 +375,16 @@ class StreamSession:
             scope = await _current_session_scope()
             client = scope.client(self.backend, self.proxy, self.impersonate, self.verify)
         logger.debug("%s %s", method, url)
-        raw = await send(
-            client,
-            method,
-            url,
+        outgoing = Outgoing(
+            method=method,
+            url=url,
             data=data,
             headers={**self.headers, **(headers or {})},
             cookies={**self.cookies, **(cookies or {})},
             timeout=self.timeout if timeout is None else timeout,
             stream=stream,
-            proxy=self.proxy,
-            owned=self._client is None,
         )
+        raw = await send(client, outgoing, proxy=self.proxy, owned=self._client is None)
         logger.debug("%s %s -> %s", method, url, raw.status_code)
         return StreamResponse(raw)
 
