@@ -9,11 +9,14 @@ own, with secrets left out. Neither library is imported before it is used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from ._constants import FALLBACK_USER_AGENT
 from ._exceptions import ProviderConnectionError, ProviderError, ProviderTimeoutError, redact
@@ -60,11 +63,12 @@ def _importable(backend: Backend) -> bool:
 
 def backend_of(client: object) -> Backend:
     """Which backend a user's own client belongs to."""
-    module = type(client).__module__.split(".", 1)[0]
-    if module == "curl_cffi":
-        return "curl_cffi"
-    if module == "httpx":
-        return "httpx"
+    for cls in type(client).__mro__:  # subclasses of either count (ours included)
+        module = cls.__module__.split(".", 1)[0]
+        if module == "curl_cffi":
+            return "curl_cffi"
+        if module == "httpx":
+            return "httpx"
     raise TypeError(
         "client must be a curl_cffi.requests.AsyncSession or an httpx.AsyncClient, "
         f"not {type(client).__name__}"
@@ -95,12 +99,10 @@ def open_client(backend: Backend, proxy: str | None, impersonate: str, verify: b
         backend, impersonate, describe_proxy(proxy) if proxy else None,
     )
     if backend == "curl_cffi":
-        from curl_cffi.requests import AsyncSession
-
-        return AsyncSession(
+        return _curl_session(
             impersonate=impersonate,
             proxy=proxy,
-            verify=verify,  # type: ignore[arg-type]  # a CA bundle path works too
+            verify=verify,  # a CA bundle path works too
             trust_env=False,
             discard_cookies=True,  # cookies are the caller's, per site
             max_clients=64,
@@ -131,11 +133,12 @@ class Outgoing:
 
     method: str
     url: str
-    data: Mapping[str, str] | None
+    data: Mapping[str, str] | None = field(repr=False)
     headers: Mapping[str, str]
     cookies: Mapping[str, str] = field(repr=False)
     timeout: float | None
     stream: bool
+    follow_redirects: bool = True
 
 
 @dataclass
@@ -154,9 +157,12 @@ def _map_error(err: BaseException, *, url: str, proxy: str | None) -> ProviderEr
     """A backend's transport error as the library's own, without secrets."""
     via = f" via proxy {describe_proxy(proxy)}" if proxy else ""
     # curl appends a pointer to its docs to every message; it says nothing here
-    detail = redact(str(err).split(" See https://curl.se/")[0]) or type(err).__name__
-    if proxy:
-        detail = detail.replace(proxy, describe_proxy(proxy))
+    detail = str(err).split(" See https://curl.se/")[0]
+    if proxy:  # before redact, which would change the text to look for
+        for spelling in {proxy, unquote(proxy)}:
+            detail = detail.replace(spelling, describe_proxy(proxy))
+    detail = redact(detail) or type(err).__name__
+    url = redact(url)
     timed_out = getattr(err, "code", None) == 28 or any(
         cls.__name__ in ("Timeout", "TimeoutException") for cls in type(err).__mro__
     )
@@ -173,30 +179,121 @@ async def send(client: Any, request: Outgoing, *, proxy: str | None, owned: bool
     `owned` says the client is the library's own (its cookie jar may be emptied).
     """
     if backend_of(client) == "curl_cffi":
-        return await _send_curl(client, request, proxy)
-    return await _send_httpx(client, request, proxy, owned)
+        raw = await _send_curl(client, request, proxy)
+    else:
+        raw = await _send_httpx(client, request, proxy, owned)
+    if raw.status_code == 407 and proxy:
+        await raw.abort()
+        raise ProviderConnectionError(
+            f"The proxy {describe_proxy(proxy)} refused the request (HTTP 407): "
+            "check its user name and password"
+        )
+    return raw
 
 
 # -- curl_cffi ---------------------------------------------------------------------------
 
 
+# The curl handle a request took from its session's pool, for the caller that started
+# it: a list handed down through the context, filled by `_CurlSession.pop_curl`.
+_claimed_handle: ContextVar[list[Any] | None] = ContextVar("chatgpt4o_curl", default=None)
+_curl_session_class: type[Any] | None = None
+
+
+def _curl_session(**options: Any) -> Any:
+    """A curl_cffi AsyncSession that tells the caller which curl handle a request took.
+
+    curl_cffi's streamed request cannot be cancelled while it waits for the headers:
+    the transfer goes on in a task of its own and its handle stays taken. Knowing the
+    handle lets `_send_curl` end that transfer when the caller gives up.
+    """
+    global _curl_session_class
+    if _curl_session_class is None:
+        from curl_cffi.requests import AsyncSession
+
+        class _CurlSession(AsyncSession):  # type: ignore[type-arg]
+            async def pop_curl(self) -> Any:
+                curl = await super().pop_curl()
+                claimed = _claimed_handle.get()
+                if claimed is not None:
+                    claimed.append(curl)
+                return curl
+
+        _curl_session_class = _CurlSession
+    return _curl_session_class(**options)
+
+
+def _abort_curl_response(raw: Any) -> asyncio.Task[Any] | None:
+    """Stop a streamed curl_cffi transfer; the task that carries it, if still running."""
+    quit_now = getattr(raw, "quit_now", None)
+    if quit_now is not None:
+        quit_now.set()
+    task: asyncio.Task[Any] | None = getattr(raw, "astream_task", None)
+    if task is None or task.done():
+        return None
+    task.cancel()
+    return task
+
+
+def _give_up_curl_request(client: Any, request: asyncio.Task[Any], claimed: list[Any]) -> None:
+    """The caller was cancelled while curl_cffi waited for the headers: end the transfer
+    now, and throw away whatever the request still comes back with."""
+
+    def discard(done: asyncio.Task[Any]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is None:  # headers came after all: end that transfer too
+            _abort_curl_response(done.result())
+
+    request.add_done_callback(discard)
+    if request.done():
+        return
+    if not claimed:
+        request.cancel()  # no handle taken yet: nothing is on the wire
+        return
+    from curl_cffi.curl import CurlError
+
+    # Fails the transfer the way a network error would; curl_cffi then returns the
+    # handle to its pool and the request ends with that error, which `discard` takes.
+    with contextlib.suppress(Exception):
+        client.acurl.set_exception(claimed[-1], CurlError("cancelled by the caller", 42))
+
+
 async def _send_curl(client: Any, request: Outgoing, proxy: str | None) -> RawResponse:
-    from curl_cffi.requests.exceptions import RequestException
+    from curl_cffi.requests.exceptions import ImpersonateError, RequestException
 
     url, stream = request.url, request.stream
+    claimed: list[Any] = []
+    token = _claimed_handle.set(claimed)
     try:
-        raw = await client.request(
-            request.method,
-            url,
-            data=dict(request.data) if request.data is not None else None,
-            headers=dict(request.headers),
-            cookies=dict(request.cookies) or None,
-            timeout=request.timeout if request.timeout is not None else 0,
-            stream=stream,
-            allow_redirects=True,
+        sending = asyncio.ensure_future(
+            client.request(
+                request.method,
+                url,
+                data=dict(request.data) if request.data is not None else None,
+                headers=dict(request.headers),
+                cookies=dict(request.cookies) or None,
+                timeout=request.timeout if request.timeout is not None else 0,
+                stream=stream,
+                allow_redirects=request.follow_redirects,
+            )
         )
+    finally:
+        _claimed_handle.reset(token)
+    try:
+        raw = await asyncio.shield(sending)
+    except asyncio.CancelledError:
+        _give_up_curl_request(client, sending, claimed)
+        raise
+    except ImpersonateError as err:
+        raise ValueError(f"curl_cffi cannot impersonate this browser: {err}") from err
     except RequestException as err:
         raise _map_error(err, url=url, proxy=proxy) from err
+    if raw.status_code == 0:  # the session was closed under the request
+        _abort_curl_response(raw)
+        raise ProviderConnectionError(
+            f"The request to {redact(url)} was cut off: its session was closed"
+        )
 
     async def chunks() -> AsyncGenerator[bytes, None]:
         if not stream:
@@ -212,17 +309,12 @@ async def _send_curl(client: Any, request: Outgoing, proxy: str | None) -> RawRe
     async def abort() -> None:
         # curl_cffi's own close waits for the whole body; a stalled or endless answer
         # must not hold the caller, so the transfer task is cancelled instead.
-        quit_now = getattr(raw, "quit_now", None)
-        if quit_now is not None:
-            quit_now.set()
-        task = getattr(raw, "astream_task", None)
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
+        task = _abort_curl_response(raw)
+        if task is not None:
             # If this task is itself cancelled meanwhile, asyncio.wait lets that through.
             await asyncio.wait([task])
-        if not task.cancelled():
+        task = getattr(raw, "astream_task", None)
+        if task is not None and task.done() and not task.cancelled():
             task.exception()  # retrieved, so asyncio does not log it as lost
 
     return RawResponse(
@@ -254,7 +346,9 @@ async def _send_httpx(
         headers=headers, timeout=httpx.Timeout(request.timeout),
     )
     try:
-        response = await client.send(built, stream=True)
+        response = await client.send(
+            built, stream=True, follow_redirects=request.follow_redirects
+        )
     except httpx.HTTPError as err:
         raise _map_error(err, url=url, proxy=proxy) from err
     set_cookies = {cookie.name: cookie.value or "" for cookie in response.cookies.jar}

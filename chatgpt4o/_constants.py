@@ -13,6 +13,7 @@ __all__ = [
     "INITIAL_RETRY_DELAY",
     "MAX_PAGE_BYTES",
     "MAX_RESPONSE_BYTES",
+    "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
     "MODEL_ALIASES",
     "RETRY_JITTER",
@@ -32,6 +33,8 @@ DEFAULT_MAX_RETRIES = 2
 #: Backoff before retry n (0-based) is min(INITIAL_RETRY_DELAY * 2**n, MAX_RETRY_DELAY) ...
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
+#: A call with no deadline waits at most this long for a server's Retry-After.
+MAX_RETRY_AFTER = 60.0
 #: ... shortened by up to this fraction at random, so clients do not retry in lockstep.
 RETRY_JITTER = 0.25
 

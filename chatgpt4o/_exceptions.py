@@ -50,11 +50,16 @@ BODY_PREVIEW_CHARS = 200
 
 # userinfo in URLs (proxy passwords); nonce, cookie and password fields as a form,
 # a query string or JSON writes them (key=value, "key":"value"); cookie headers.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@", re.I)
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^/\s]*@", re.I)
 _SECRET_FIELD = re.compile(
     r"(?P<key>_wpnonce|nonce|search_nonce|cookie|cf_clearance|password)"
-    r"(?P<sep>=|[\"']\s*:\s*[\"']?)(?P<value>[^\s\"'&;,}]+)",
+    r"(?P<sep>\s*=\s*[\"']?|[\"']\s*:\s*[\"']?)(?P<value>[^\s\"'&;,}>]+)",
     re.I,
+)
+# A WordPress nonce anywhere (10 lowercase hex digits standing alone, not all of them
+# decimal digits), e.g. in a quoted page.
+_NONCE_LIKE = re.compile(
+    r"(?<![0-9A-Za-z])(?=[0-9a-f]{0,9}[a-f])[0-9a-f]{10}(?![0-9A-Za-z])"
 )
 _COOKIE_HEADER = re.compile(r"(?P<key>(?:set-)?cookie:\s*)[^\s=;]+=[^\r\n]*", re.I)
 
@@ -63,7 +68,8 @@ def redact(text: str) -> str:
     """Hide proxy passwords, nonces and cookie values in `text`."""
     text = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
     text = _COOKIE_HEADER.sub(r"\g<key>***", text)
-    return _SECRET_FIELD.sub(r"\g<key>\g<sep>***", text)
+    text = _SECRET_FIELD.sub(r"\g<key>\g<sep>***", text)
+    return _NONCE_LIKE.sub("***", text)
 
 
 def trim(text: str, limit: int = BODY_PREVIEW_CHARS) -> str:
@@ -99,10 +105,14 @@ class ProviderTimeoutError(ProviderConnectionError, TimeoutError):
 
 
 class HTTPStatusError(ProviderError):
-    """The server answered with a status that is not 2xx."""
+    """The server answered with a status that is not 2xx; `retry_after` is its
+    Retry-After header in seconds, if it sent one."""
 
-    def __init__(self, message: str, *, status_code: int, body: str = "") -> None:
+    def __init__(
+        self, message: str, *, status_code: int, body: str = "", retry_after: float | None = None
+    ) -> None:
         self.status_code = status_code
+        self.retry_after = retry_after
         self.body = trim(body)
         detail = f" (HTTP {status_code})" if str(status_code) not in message else ""
         shown = f": {self.body}" if self.body else ""

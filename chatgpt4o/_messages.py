@@ -17,7 +17,9 @@ Message = Mapping[str, Any]
 #: A conversation, oldest message first.
 Messages = Sequence[Message]
 
-KNOWN_ROLES = frozenset({"system", "user", "assistant"})
+KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant"})
+# OpenAI's newer name for the system role; `include_system=False` leaves both out.
+_SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
 def _content_text(content: object, where: str) -> str:
@@ -40,7 +42,7 @@ def _content_text(content: object, where: str) -> str:
                     "sends text"
                 )
             texts.append(text)
-        return "\n".join(texts)
+        return "".join(texts)  # as g4f joins them
     raise TypeError(
         f"{where}: content must be a str or a list of text parts, "
         f"not {type(content).__name__}"
@@ -99,6 +101,6 @@ def format_prompt(
     lines = "\n".join(
         f"{role.capitalize()}: {text}"
         for role, text in pairs
-        if include_system or role != "system"
+        if include_system or role not in _SYSTEM_ROLES
     )
     return lines if do_continue else f"{lines}\nAssistant:"

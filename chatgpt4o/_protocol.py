@@ -25,6 +25,7 @@ from ._exceptions import (
     ResponseError,
     ScrapeError,
     ServiceError,
+    redact,
 )
 from ._retry import parse_retry_after
 
@@ -71,6 +72,7 @@ _PAGE_POST_ID = (
     re.compile(r"""\bid=["']post-(\d{1,20})["']"""),
 )
 _SHORTLINK = re.compile(r"""rel=["']shortlink["']""")
+_PARAMS_AJAX_URL = re.compile(rb'"ajax_url"\s{0,10}:\s{0,10}"((?:[^"\\]|\\.){1,2000})"')
 _SHORTLINK_POST = re.compile(r"""[?&]p=(\d{1,20})\b""")
 
 
@@ -83,6 +85,10 @@ class PageInfo:
     bot_id: str = "0"
     action: str = SHORTCODE_ACTION
     streams: bool = False
+    #: admin-ajax.php as the page names it (wpaicgParams.ajax_url), if it does.
+    ajax_url: str | None = None
+    #: The page's own URL, after redirects (set by the caller that fetched it).
+    page_url: str | None = None
 
 
 def _attributes(tag: str) -> dict[str, str]:
@@ -185,6 +191,7 @@ class PageScraper:
                 )
             nonce = params.group(1)
 
+        ajax = _PARAMS_AJAX_URL.search(self._page)
         bot = _DIGITS.fullmatch(attributes.get("data-bot-id", ""))
         classes = attributes.get("class", "").split()
         is_site_widget = attributes.get("data-type") == "widget" or "wpaicg-chatbox" in classes
@@ -194,6 +201,7 @@ class PageScraper:
             bot_id=bot.group(1) if bot else "0",
             action=CHATBOX_ACTION if is_site_widget else SHORTCODE_ACTION,
             streams=attributes.get("data-openai_stream_nav", "").strip() == "1",
+            ajax_url=ajax.group(1).decode("utf-8", "replace").replace("\\/", "/") if ajax else None,
         )
 
 
@@ -250,7 +258,11 @@ def build_form(page: PageInfo, *, message: str, site_url: str, client_id: str) -
 # Every wording of "bad or expired nonce" the plugin and WordPress have used.
 _STALE_NONCE_MESSAGES = ("nonce verification failed", "security check")
 _EXPIRED_LINK_MARKERS = ("the link you followed has expired", "are you sure you want to do this")
-_CLOUDFLARE_MARKERS = ("just a moment...", "challenge-platform", "cf-chl-", "cf_chl_")
+# wp_die()'s page, whatever the site's language: the shape of check_admin_referer's 403.
+_WP_DIE_MARKERS = ('id="error-page"', "wp-die-message")
+# Only challenge pages carry these; Cloudflare's "challenge-platform" script is injected
+# into ordinary pages too, so it proves nothing.
+_CLOUDFLARE_MARKERS = ("<title>just a moment...</title>", "cf-chl-", "cf_chl_")
 
 
 class StaleNonceAnswer(ServiceError):
@@ -289,6 +301,10 @@ def check_status(
     """
     if 200 <= status < 300:
         return
+    if ajax and status == 403 and headers.get("cf-mitigated", "").lower() != "challenge":
+        lowered = body[:8192].lower()
+        if any(marker in lowered for marker in _EXPIRED_LINK_MARKERS + _WP_DIE_MARKERS):
+            raise StaleNonceAnswer("The link you followed has expired.")
     if _is_cloudflare(status, headers, body):
         raise CloudflareError(
             "Cloudflare challenged the request; pass the cf_clearance cookie (and the "
@@ -296,10 +312,6 @@ def check_status(
             status_code=status,
             body=body,
         )
-    if ajax and status == 403:
-        lowered = body[:8192].lower()
-        if any(marker in lowered for marker in _EXPIRED_LINK_MARKERS):
-            raise StaleNonceAnswer("The link you followed has expired.")
     if ajax and status == 400 and body.strip() == "0":
         raise PluginUnavailableError(
             "This site's plugin no longer speaks this protocol: admin-ajax.php has no "
@@ -307,15 +319,25 @@ def check_status(
             status_code=status,
             body=body,
         )
+    retry_after = parse_retry_after(headers.get("retry-after"))
     if status == 429:
-        retry_after = parse_retry_after(headers.get("retry-after"))
         hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
         raise RateLimitError(
             f"The site is rate limiting requests (HTTP 429){hint}",
             status_code=status,
             retry_after=retry_after,
         )
-    raise HTTPStatusError(f"The site answered HTTP {status}", status_code=status, body=body)
+    if 300 <= status < 400:
+        location = redact(headers.get("location", "?"))
+        raise HTTPStatusError(
+            f"The site redirected the request (HTTP {status}) to {location}; set the "
+            "provider's url to the site's final address",
+            status_code=status,
+            body=body,
+        )
+    raise HTTPStatusError(
+        f"The site answered HTTP {status}", status_code=status, body=body, retry_after=retry_after
+    )
 
 
 # The plugin's refusals, by the flag of a stream event or the words of its message.
@@ -375,7 +397,7 @@ def _reply_from_json(text: str) -> str:
         raise ResponseError("Unexpected response: the answer is empty", body="")
     try:
         answer = json.loads(stripped)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise ResponseError("Unexpected response: the answer is not JSON", body=stripped) from err
     if not isinstance(answer, dict):
         raise ResponseError("Unexpected response structure: not a JSON object", body=stripped)
@@ -482,7 +504,7 @@ class ReplyParser:
     def _read_event(payload: bytes) -> str:
         try:
             event = json.loads(payload)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise ResponseError(
                 "Unexpected response: a stream event is not JSON",
                 body=payload.decode("utf-8", "replace"),
@@ -517,7 +539,7 @@ class ReplyParser:
             return "".join(self._pieces)
         try:
             answer = json.loads(trailer)
-        except ValueError:
+        except (ValueError, RecursionError):
             # [DONE] vouches for the streamed pieces; a mangled trailer adds nothing.
             return "".join(self._pieces)
         if isinstance(answer, dict):

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
+import math
+import re
+import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -24,7 +26,7 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -41,6 +43,7 @@ from ._constants import (
     DEFAULT_MODEL,
     DEFAULT_SITE_URL,
     DEFAULT_TIMEOUT,
+    MAX_RETRY_AFTER,
     MODEL_ALIASES,
 )
 from ._deadline import Deadline
@@ -51,11 +54,11 @@ from ._exceptions import (
     ProviderError,
     ProviderTimeoutError,
     RateLimitError,
+    redact,
 )
 from ._messages import Messages, format_prompt
 from ._protocol import (
     AJAX_PATH,
-    SHORTCODE_ACTION,
     PageInfo,
     PageScraper,
     ReplyParser,
@@ -71,6 +74,7 @@ from ._session import (
     StreamSession,
     aclose_shared_sessions,
     check_proxy,
+    loop_local,
     session_scope,
 )
 
@@ -91,7 +95,13 @@ def _check_timeout(timeout: object) -> float | None:
         raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
     if not timeout > 0:
         raise ValueError(f"timeout must be more than 0 seconds, got {timeout!r}")
-    return float(timeout)
+    return None if math.isinf(timeout) else float(timeout)
+
+
+# RFC 6265: a cookie name is a token; a value has no space, quote, comma, semicolon,
+# backslash or control character, and is ASCII.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_VALUE = re.compile(r'"?[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*"?')
 
 
 def _check_cookies(cookies: object) -> dict[str, str]:
@@ -103,6 +113,13 @@ def _check_cookies(cookies: object) -> dict[str, str]:
     for name, value in cookies.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError(f"cookie {name!r}: names and values must be str")
+        if not _COOKIE_NAME.fullmatch(name):
+            raise ValueError(f"cookie {name!r}: not a valid cookie name")
+        if not _COOKIE_VALUE.fullmatch(value):  # the value itself is never shown
+            raise ValueError(
+                f"cookie {name!r}: its value has characters a cookie cannot carry (space, "
+                "quote, comma, semicolon, backslash, control or non-ASCII characters)"
+            )
         checked[name] = value
     return checked
 
@@ -111,6 +128,13 @@ def _check_retries(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"max_retries must be a whole number >= 0, got {value!r}")
     return value
+
+
+@dataclass
+class _Scrapes:
+    """One site's page scrape under way in one event loop, if any."""
+
+    under_way: asyncio.Future[PageInfo | None] | None = None
 
 
 @dataclass
@@ -160,9 +184,6 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     _widget: ClassVar[PageInfo | None] = None
     _site_cookies: ClassVar[dict[str, str]] = {}
     _client_id: ClassVar[str | None] = None
-    _scrape_locks: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]] = (
-        weakref.WeakKeyDictionary()
-    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -174,7 +195,6 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         cls._widget = None
         cls._site_cookies = {}
         cls._client_id = None
-        cls._scrape_locks = weakref.WeakKeyDictionary()
 
     # -- public API --------------------------------------------------------------------
 
@@ -304,6 +324,8 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
                 return
             except StaleNonceAnswer as answer:
                 if delivered or renewed:
+                    if cls._nonce == page.nonce:
+                        cls._nonce = None  # dead: the next call starts from the page
                     raise NonceError(
                         answer.server_message,
                         prefix="The site rejected the chat nonce again after a fresh scrape",
@@ -330,10 +352,13 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         elif type(error) is HTTPStatusError:
             if error.status_code not in RETRYABLE_STATUS_CODES:
                 return False
+            retry_after = error.retry_after
         elif not isinstance(error, ProviderConnectionError):
             return False
         delay = call.retry.backoff(attempt, retry_after=retry_after)
-        if delay >= call.deadline.remaining():
+        # Without a deadline, a server asking for more than a minute is not waited for.
+        ceiling = MAX_RETRY_AFTER if call.deadline.timeout is None else math.inf
+        if delay >= min(call.deadline.remaining(), ceiling):
             logger.info(
                 "%s: not retrying (%s): waiting %.2f s would pass the deadline",
                 cls.__name__, error, delay,
@@ -363,41 +388,48 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     def _cached_page(cls) -> PageInfo | None:
         if not cls._post_id or not cls._nonce:
             return None
-        widget = cls._widget
-        return PageInfo(
-            post_id=cls._post_id,
-            nonce=cls._nonce,
-            bot_id=widget.bot_id if widget else "0",
-            action=widget.action if widget else SHORTCODE_ACTION,
-            streams=widget.streams if widget else False,
-        )
-
-    @classmethod
-    def _scrape_lock(cls) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = cls._scrape_locks.get(loop)
-        if lock is None:
-            lock = cls._scrape_locks[loop] = asyncio.Lock()
-        return lock
+        widget = cls._widget or PageInfo(post_id=cls._post_id, nonce=cls._nonce)
+        # _post_id and _nonce are the seed's names and may be set by hand: they win
+        return replace(widget, post_id=cls._post_id, nonce=cls._nonce)
 
     @classmethod
     async def _page(cls, call: _Call, *, stale: PageInfo | None = None) -> PageInfo:
-        """This site's page info: cached, or scraped once however many calls wait."""
-        cached = cls._cached_page()
-        if cached is not None and cached != stale:
-            return cached
-        lock = cls._scrape_lock()
-        async with call.deadline.scope():
-            await lock.acquire()
-        try:
+        """This site's page info: cached, or scraped once however many calls wait.
+
+        Calls that find a scrape under way wait for it and share its outcome, page or
+        error, instead of each loading the page again. After a stale nonce (`stale`)
+        the page is loaded past any page cache.
+        """
+        scrapes = await loop_local(cls, _Scrapes)
+        while True:
             cached = cls._cached_page()
             if cached is not None and cached != stale:
-                return cached  # another call scraped while this one waited
-            page = await cls._retrying(call, lambda: cls._scrape(call))
-            cls._post_id, cls._nonce, cls._widget = page.post_id, page.nonce, page
-            return page
+                return cached
+            under_way = scrapes.under_way
+            if under_way is None:
+                break
+            async with call.deadline.scope():
+                await asyncio.wait([under_way])
+            page = under_way.result()  # the leader's error, if it failed
+            if page is not None:
+                return page
+            # the leader was cancelled before it knew: look again, maybe lead
+        under_way = asyncio.get_running_loop().create_future()
+        scrapes.under_way = under_way
+        try:
+            page = await cls._retrying(call, lambda: cls._scrape(call, fresh=stale is not None))
+        except asyncio.CancelledError:
+            under_way.set_result(None)
+            raise
+        except BaseException as err:
+            under_way.set_exception(err)
+            under_way.exception()  # retrieved: waiters may be none
+            raise
         finally:
-            lock.release()
+            scrapes.under_way = None
+        cls._post_id, cls._nonce, cls._widget = page.post_id, page.nonce, page
+        under_way.set_result(page)
+        return page
 
     @classmethod
     def _page_url(cls) -> str:
@@ -413,14 +445,21 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
             cls._site_cookies = {**cls._site_cookies, **response.cookies}
 
     @classmethod
-    async def _scrape(cls, call: _Call) -> PageInfo:
-        """GET the page and read post ID and nonce, reading no more than needed."""
+    async def _scrape(cls, call: _Call, *, fresh: bool = False) -> PageInfo:
+        """GET the page and read post ID and nonce, reading no more than needed.
+
+        `fresh` asks past page caches, the usual keepers of stale nonces.
+        """
         url = cls._page_url()
-        logger.debug("%s: scraping %s", cls.__name__, url)
+        headers = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+        if fresh:
+            url += ("&" if "?" in url else "?") + f"_={time.time_ns() // 1_000_000}"
+            headers.update({"cache-control": "no-cache", "pragma": "no-cache"})
+        logger.debug("%s: scraping %s", cls.__name__, redact(url))
         async with call.deadline.scope():
             response = await call.session.get(
                 url,
-                headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+                headers=headers,
                 cookies=cls._cookies(call),
                 timeout=call.deadline.request_timeout(),
                 stream=True,
@@ -434,30 +473,46 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
             finally:
                 await response.aclose()
         check_status(response.status_code, response.headers, scraper.text, ajax=False)
-        return scraper.result()
+        return replace(scraper.result(), page_url=response.url)
+
+    @classmethod
+    def _ajax_url(cls, page: PageInfo) -> str:
+        """admin-ajax.php of the site, after any redirect of the page.
+
+        The page's own `wpaicgParams.ajax_url` wins when it is on the page's host;
+        otherwise it sits under the page's (final) address.
+        """
+        page_url = page.page_url or cls._page_url()
+        if page.ajax_url:
+            named, final = urlsplit(page.ajax_url), urlsplit(page_url)
+            if (named.scheme, named.netloc) == (final.scheme, final.netloc):
+                return page.ajax_url
+        return page_url.split("?", 1)[0].rstrip("/") + AJAX_PATH
 
     # -- step 3: the POST --------------------------------------------------------------
 
     @classmethod
     async def _post(cls, call: _Call, page: PageInfo, *, stream: bool) -> AsyncIterator[str]:
         """POST the message; the reply's pieces (streamed) or the whole reply (not)."""
-        site = urlsplit(cls.url)
+        ajax_url = cls._ajax_url(page)
+        site = urlsplit(ajax_url)
         form = build_form(
             page, message=call.prompt, site_url=cls.url, client_id=cls._visitor_id()
         )
         headers = {
             "origin": f"{site.scheme}://{site.netloc}",
-            "referer": cls._page_url(),
+            "referer": page.page_url or cls._page_url(),
             "x-requested-with": "XMLHttpRequest",
         }
         async with call.deadline.scope():
             response = await call.session.post(
-                cls.url.rstrip("/") + AJAX_PATH,
+                ajax_url,
                 data=form,
                 headers=headers,
                 cookies=cls._cookies(call),
                 timeout=call.deadline.request_timeout(),
                 stream=True,
+                allow_redirects=False,  # a redirect would turn the POST into a GET
             )
         try:
             cls._keep_cookies(response)
@@ -467,6 +522,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
                 check_status(response.status_code, response.headers, body)
             parser = ReplyParser()
             chunks = response.aiter_bytes()
+            yielded = False
             try:
                 while True:
                     async with call.deadline.scope():
@@ -476,12 +532,13 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
                     pieces = parser.feed(chunk)
                     if stream:
                         for piece in pieces:
+                            yielded = True
                             yield piece
             finally:
                 await chunks.aclose()
             reply = parser.close()
-            if not stream or (not parser.streamed and reply):
-                yield reply
+            if not stream or (not yielded and reply):
+                yield reply  # whole, or only in the closing JSON of a stream
         finally:
             await response.aclose()
 

@@ -16,11 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Generator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from ._backends import (
@@ -43,6 +50,7 @@ __all__ = [
     "aclose_shared_sessions",
     "check_proxy",
     "describe_proxy",
+    "loop_local",
     "session_scope",
     "shared_session_count",
 ]
@@ -60,15 +68,19 @@ def check_proxy(proxy: object) -> str | None:
     if not isinstance(proxy, str):
         raise TypeError(f"proxy must be a URL string, not {type(proxy).__name__}")
     parts = urlsplit(proxy)
+    shown = describe_proxy(proxy)  # never the password, even a malformed one
     if parts.scheme.lower() not in _PROXY_SCHEMES or not parts.hostname:
         raise ValueError(
             f"proxy must look like scheme://[user:password@]host:port with a scheme of "
-            f"{', '.join(_PROXY_SCHEMES)}; got {redact(proxy)!r}"
+            f"{', '.join(_PROXY_SCHEMES)}; got {shown!r}"
         )
     try:
         parts.port  # noqa: B018 - parsing it validates it
     except ValueError as err:
-        raise ValueError(f"proxy has a bad port: {redact(proxy)!r}") from err
+        raise ValueError(
+            f"proxy {shown!r} could not be read: a bad port, or a password with '/', '@' "
+            "or ':' that is not percent-encoded"
+        ) from err
     return proxy
 
 
@@ -130,6 +142,13 @@ class _LoopScope(SessionScope):
     a task that would show up in `asyncio.all_tasks()`.
     """
 
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        #: State that other modules keep per loop (see `loop_local`), keyed by owner.
+        self.locals: weakref.WeakKeyDictionary[object, Any] = weakref.WeakKeyDictionary()
+        self._watcher: AsyncGenerator[None, None] | None = None
+
     async def aclose(self) -> None:
         """Close every client; new ones open on demand, as long as the loop runs."""
         await self._close_clients()
@@ -142,6 +161,11 @@ class _LoopScope(SessionScope):
         try:
             yield
         finally:
+            # The parked generator refers to the loop (through its finalizer hook): let
+            # go of both, or every loop ever used would stay in memory.
+            _loop_scopes.pop(self._loop, None)
+            self._watcher = None
+            self.locals.clear()
             await self.aclose()
 
 
@@ -151,16 +175,34 @@ _loop_scopes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopScope] =
 _current_scope: ContextVar[SessionScope | None] = ContextVar("chatgpt4o_scope", default=None)
 
 
-async def _current_session_scope() -> SessionScope:
-    scope = _current_scope.get()
-    if scope is not None:
-        return scope
+async def _loop_scope() -> _LoopScope:
     loop = asyncio.get_running_loop()
     scope = _loop_scopes.get(loop)
     if scope is None:
-        scope = _loop_scopes[loop] = _LoopScope()
+        scope = _loop_scopes[loop] = _LoopScope(loop)
         await scope.watch_loop_shutdown()
     return scope
+
+
+async def _current_session_scope() -> SessionScope:
+    scope = _current_scope.get()
+    return scope if scope is not None else await _loop_scope()
+
+
+_State = TypeVar("_State")
+
+
+async def loop_local(owner: object, factory: Callable[[], _State]) -> _State:
+    """`owner`'s state in the running event loop, made by `factory` on first use.
+
+    It lives as long as the loop runs (asyncio objects such as locks and futures
+    belong to one loop) and is dropped when the loop shuts down.
+    """
+    scope = await _loop_scope()
+    state = scope.locals.get(owner)
+    if state is None:
+        state = scope.locals[owner] = factory()
+    return state
 
 
 @asynccontextmanager
@@ -343,6 +385,14 @@ class StreamSession:
         self.impersonate = impersonate
         self.verify = verify
         self.backend: Backend = pick_backend(backend, client)
+        if self.backend == "httpx" and self.proxy and self.proxy.lower().startswith("socks"):
+            import importlib.util
+
+            if importlib.util.find_spec("socksio") is None:  # httpx needs it for SOCKS
+                raise ImportError(
+                    "a SOCKS proxy on the httpx backend needs socksio: "
+                    "pip install 'httpx[socks]'"
+                )
         self._client = client
         self._closed = False
 
@@ -367,6 +417,7 @@ class StreamSession:
         cookies: Mapping[str, str] | None,
         timeout: float | None,
         stream: bool,
+        allow_redirects: bool,
     ) -> StreamResponse:
         if self._closed:
             raise RuntimeError("This StreamSession is closed; make a new one")
@@ -374,7 +425,7 @@ class StreamSession:
         if client is None:
             scope = await _current_session_scope()
             client = scope.client(self.backend, self.proxy, self.impersonate, self.verify)
-        logger.debug("%s %s", method, url)
+        logger.debug("%s %s", method, redact(url))
         outgoing = Outgoing(
             method=method,
             url=url,
@@ -383,9 +434,10 @@ class StreamSession:
             cookies={**self.cookies, **(cookies or {})},
             timeout=self.timeout if timeout is None else timeout,
             stream=stream,
+            follow_redirects=allow_redirects,
         )
         raw = await send(client, outgoing, proxy=self.proxy, owned=self._client is None)
-        logger.debug("%s %s -> %s", method, url, raw.status_code)
+        logger.debug("%s %s -> %s", method, redact(url), raw.status_code)
         return StreamResponse(raw)
 
     def request(
@@ -398,12 +450,13 @@ class StreamSession:
         cookies: Mapping[str, str] | None = None,
         timeout: float | None = None,
         stream: bool = False,
+        allow_redirects: bool = True,
     ) -> _PendingResponse:
         """Send a request; await the result or use it as an async context manager."""
         return _PendingResponse(
             self._send(
                 method, url, data=data, headers=headers, cookies=cookies,
-                timeout=timeout, stream=stream,
+                timeout=timeout, stream=stream, allow_redirects=allow_redirects,
             )
         )
 

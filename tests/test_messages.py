@@ -35,7 +35,13 @@ def test_special_tokens_format_even_one_message() -> None:
 
 def test_text_parts_are_joined() -> None:
     content = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
-    assert format_prompt([{"role": "user", "content": content}]) == "a\nb"
+    assert format_prompt([{"role": "user", "content": content}]) == "ab"
+
+
+def test_developer_is_a_system_role() -> None:
+    messages = [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert format_prompt(messages) == "Developer: Be brief.\nUser: Hi\nAssistant:"
+    assert format_prompt(messages, include_system=False) == "User: Hi\nAssistant:"
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,13 @@ def page(body: str, head: str = STYLE + IMAGE_NONCE) -> str:
 
 def test_scrapes_the_documented_markup() -> None:
     info = scrape_page(page(WIDGET + PARAMS))
-    assert info == PageInfo(post_id="11", nonce="5e2498d71a", bot_id="0", action=SHORTCODE_ACTION)
+    assert info == PageInfo(
+        post_id="11",
+        nonce="5e2498d71a",
+        bot_id="0",
+        action=SHORTCODE_ACTION,
+        ajax_url="https://host/wp-admin/admin-ajax.php",
+    )
     assert "5e2498d71a" not in repr(info)
 
 
@@ -92,7 +98,8 @@ def test_site_widget_variant_uses_the_chatbox_action() -> None:
 
 def test_params_only_page_uses_search_nonce_and_wordpress_post_markers() -> None:
     html = page('<article id="post-11" class="page">hello</article>', head=PARAMS + IMAGE_NONCE)
-    assert scrape_page(html) == PageInfo(post_id="11", nonce="5e2498d71a")
+    info = scrape_page(html)
+    assert (info.post_id, info.nonce) == ("11", "5e2498d71a")
     html = f'<body class="page postid-42 logged-out">{PARAMS}</body>'
     assert scrape_page(html).post_id == "42"
     html = f"<link rel='shortlink' href='https://host/?p=43' />{PARAMS}"
@@ -360,12 +367,42 @@ def test_expired_link_page_is_a_stale_nonce_only_for_ajax() -> None:
         check_status(403, {}, "<p>Are you sure you want to do this?</p>")
 
 
+CF_SCRIPT = '<script src="/cdn-cgi/challenge-platform/scripts/jsd/main.js"></script>'
+
+
+def test_cloudflare_script_on_an_ordinary_page_is_not_a_challenge() -> None:
+    # Cloudflare injects this script into every HTML page it serves.
+    with pytest.raises(StaleNonceAnswer):
+        check_status(403, {}, f"<p>The link you followed has expired.</p>{CF_SCRIPT}")
+    with pytest.raises(HTTPStatusError) as caught:
+        check_status(503, {"retry-after": "7"}, f"<h1>Maintenance</h1>{CF_SCRIPT}")
+    assert type(caught.value) is HTTPStatusError
+    assert caught.value.retry_after == 7
+
+
+def test_a_translated_wp_die_page_is_a_stale_nonce() -> None:
+    body = '<body id="error-page"><div class="wp-die-message">Der Link ist abgelaufen.</div>'
+    with pytest.raises(StaleNonceAnswer):
+        check_status(403, {}, body)
+
+
+def test_redirects_name_their_target() -> None:
+    with pytest.raises(HTTPStatusError, match=r"redirected .* to https://example\.org/"):
+        check_status(301, {"location": "https://example.org/"}, "")
+
+
+def test_deeply_nested_json_is_a_response_error() -> None:
+    for body in (b"[" * 100_000, b"data: " + b"[" * 100_000 + b"\n\n"):
+        with pytest.raises(ResponseError):
+            parse_reply(body)
+
+
 @pytest.mark.parametrize(
     ("status", "headers", "body"),
     [
         (403, {"cf-mitigated": "challenge"}, ""),
         (503, {}, "<title>Just a moment...</title>"),
-        (403, {}, '<script src="/cdn-cgi/challenge-platform/h/b/orchestrate"></script>'),
+        (403, {}, '<form id="challenge-form" action="/?__cf_chl_f_tk=abc">'),
     ],
 )
 def test_cloudflare_challenges(status: int, headers: dict[str, str], body: str) -> None:
