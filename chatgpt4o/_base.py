@@ -217,8 +217,15 @@ class AsyncProvider(BaseProvider):
     def create_completion(
         cls, model: str, messages: Messages, stream: bool = False, **kwargs: Any
     ) -> Iterator[str]:
-        """Blocking: the reply as one piece. Not usable inside a running event loop."""
+        """Blocking: the reply as an iterator of text. Not for a running event loop.
+
+        A provider that also has `create_async_generator` streams its pieces (with
+        `stream`); otherwise the reply of `create_async` comes as one piece.
+        """
         _refuse_inside_running_loop(cls.__name__)
+        generator = getattr(cls, "create_async_generator", None)
+        if generator is not None:
+            return iterate_blocking(generator(model, messages, stream=stream, **kwargs))
         return iterate_blocking(_one(cls.create_async(model, messages, **kwargs)))
 
     @classmethod
@@ -236,10 +243,8 @@ class AsyncGeneratorProvider(AsyncProvider):
     def create_completion(
         cls, model: str, messages: Messages, stream: bool = True, **kwargs: Any
     ) -> Iterator[str]:
-        """Blocking: the reply's pieces as they arrive."""
-        _refuse_inside_running_loop(cls.__name__)
-        pieces = cls.create_async_generator(model, messages, stream=stream, **kwargs)
-        return iterate_blocking(pieces)
+        """Blocking: the reply's pieces as they arrive (streaming by default)."""
+        return super().create_completion(model, messages, stream=stream, **kwargs)
 
     @classmethod
     async def create_async(cls, model: str, messages: Messages, **kwargs: Any) -> str:

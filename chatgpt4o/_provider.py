@@ -22,7 +22,6 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Iterator,
     Mapping,
 )
 from contextlib import AbstractAsyncContextManager
@@ -33,8 +32,6 @@ from urllib.parse import urlsplit
 from ._base import (
     AsyncProvider,
     ProviderModelMixin,
-    _refuse_inside_running_loop,
-    iterate_blocking,
 )
 from ._constants import (
     BROWSER_HEADERS,
@@ -237,15 +234,6 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         call = cls._prepare(model, messages, proxy, timeout, cookies, kwargs)
         async for piece in cls._reply(call, stream=stream):
             yield piece
-
-    @classmethod
-    def create_completion(
-        cls, model: str, messages: Messages, stream: bool = False, **kwargs: Any
-    ) -> Iterator[str]:
-        """Blocking API for code without an event loop: an iterator of reply text."""
-        _refuse_inside_running_loop(cls.__name__)
-        pieces = cls.create_async_generator(model, messages, stream=stream, **kwargs)
-        return iterate_blocking(pieces)
 
     @classmethod
     async def aclose(cls) -> None:
