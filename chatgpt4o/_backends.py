@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 Backend = Literal["curl_cffi", "httpx"]
 BACKENDS: tuple[Backend, ...] = ("curl_cffi", "httpx")
+# A body this large is refused outright (the parsers stop far earlier; this guards the
+# memory of an answer read whole).
+_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 _INSTALL_HINT = {"curl_cffi": "pip install curl_cffi", "httpx": "pip install httpx"}
 
 
@@ -99,6 +102,8 @@ def open_client(backend: Backend, proxy: str | None, impersonate: str, verify: b
         backend, impersonate, describe_proxy(proxy) if proxy else None,
     )
     if backend == "curl_cffi":
+        from curl_cffi import CurlOpt
+
         return _curl_session(
             impersonate=impersonate,
             proxy=proxy,
@@ -106,6 +111,7 @@ def open_client(backend: Backend, proxy: str | None, impersonate: str, verify: b
             trust_env=False,
             discard_cookies=True,  # cookies are the caller's, per site
             max_clients=64,
+            curl_options={CurlOpt.MAXFILESIZE_LARGE: _MAX_DOWNLOAD_BYTES},
         )
     import httpx
 
@@ -151,6 +157,8 @@ class RawResponse:
     cookies: dict[str, str]
     chunks: AsyncGenerator[bytes, None]
     abort: Callable[[], Awaitable[None]]
+    #: The whole body, when the request was not streamed (it is read already).
+    content: bytes | None = None
 
 
 def _map_error(err: BaseException, *, url: str, proxy: str | None) -> ProviderError:
@@ -259,32 +267,40 @@ def _give_up_curl_request(client: Any, request: asyncio.Task[Any], claimed: list
         client.acurl.set_exception(claimed[-1], CurlError("cancelled by the caller", 42))
 
 
+async def _streamed_request(client: Any, sending: Coroutine[Any, Any, Any]) -> Any:
+    """Await a streamed curl_cffi request so that cancelling the caller ends it."""
+    claimed: list[Any] = []
+    token = _claimed_handle.set(claimed)
+    try:
+        request = asyncio.ensure_future(sending)  # the new task sees `claimed`
+    finally:
+        _claimed_handle.reset(token)
+    try:
+        return await asyncio.shield(request)
+    except asyncio.CancelledError:
+        _give_up_curl_request(client, request, claimed)
+        raise
+
+
 async def _send_curl(client: Any, request: Outgoing, proxy: str | None) -> RawResponse:
     from curl_cffi.requests.exceptions import ImpersonateError, RequestException
 
     url, stream = request.url, request.stream
-    claimed: list[Any] = []
-    token = _claimed_handle.set(claimed)
+    sending = client.request(
+        request.method,
+        url,
+        data=dict(request.data) if request.data is not None else None,
+        headers=dict(request.headers),
+        cookies=dict(request.cookies) or None,
+        timeout=request.timeout if request.timeout is not None else 0,
+        stream=stream,
+        allow_redirects=request.follow_redirects,
+    )
     try:
-        sending = asyncio.ensure_future(
-            client.request(
-                request.method,
-                url,
-                data=dict(request.data) if request.data is not None else None,
-                headers=dict(request.headers),
-                cookies=dict(request.cookies) or None,
-                timeout=request.timeout if request.timeout is not None else 0,
-                stream=stream,
-                allow_redirects=request.follow_redirects,
-            )
-        )
-    finally:
-        _claimed_handle.reset(token)
-    try:
-        raw = await asyncio.shield(sending)
-    except asyncio.CancelledError:
-        _give_up_curl_request(client, sending, claimed)
-        raise
+        if stream:
+            raw = await _streamed_request(client, sending)
+        else:
+            raw = await sending  # curl_cffi cleans up after a cancellation here itself
     except ImpersonateError as err:
         raise ValueError(f"curl_cffi cannot impersonate this browser: {err}") from err
     except RequestException as err:
@@ -324,6 +340,7 @@ async def _send_curl(client: Any, request: Outgoing, proxy: str | None) -> RawRe
         cookies={name: value for name, value in raw.cookies.items() if value is not None},
         chunks=chunks(),
         abort=abort,
+        content=None if stream else raw.content,
     )
 
 
@@ -377,4 +394,5 @@ async def _send_httpx(
         cookies=set_cookies,
         chunks=chunks(),
         abort=response.aclose,
+        content=None if request.stream else response.content,
     )

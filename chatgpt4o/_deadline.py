@@ -3,6 +3,11 @@
 Everything the call awaits runs inside `Deadline.scope()`, so no single step can outlive
 the deadline, and each request also tells curl how long it has left, so that curl
 itself stops the transfer at the same moment.
+
+One timer serves the whole call: armed by the first scope, it cancels whichever task is
+inside a scope when the deadline passes (outside any scope it only marks the deadline
+passed, and the next scope raises). That keeps a scope to a few attribute writes, which
+matters on a call that enters one per chunk of a stream.
 """
 
 from __future__ import annotations
@@ -10,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 from ._exceptions import ProviderTimeoutError
 
@@ -20,29 +24,40 @@ __all__ = ["Deadline"]
 # Retry sleeps go through this name, so tests can skip them without touching the clock.
 _sleep = asyncio.sleep
 
+# The longest time handed to curl for one request (its millisecond timer must not
+# overflow); a call with a later deadline is still bounded by the deadline's own timer.
+_MAX_REQUEST_TIMEOUT = 30 * 24 * 3600.0
+
 
 class Deadline:
     """A point in time (the loop's clock) by which the call must end; None for never."""
+
+    __slots__ = ("_at", "_fired", "_inside", "_loop", "_scope", "_struck", "_timer", "timeout")
 
     def __init__(self, timeout: float | None) -> None:
         self.timeout = timeout
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._at = None if timeout is None else loop.time() + timeout
+        self._timer: asyncio.TimerHandle | None = None
+        self._inside: asyncio.Task[object] | None = None  # the task in a scope now
+        self._struck: asyncio.Task[object] | None = None  # the task the timer cancelled
+        self._fired = False
+        self._scope = _Scope(self)
 
     def remaining(self) -> float:
         """Seconds left (infinity without a deadline); raises once it has passed."""
         if self._at is None:
             return math.inf
         left = self._at - self._loop.time()
-        if left <= 0:
+        if left <= 0 or self._fired:
             raise self.expired()
         return left
 
     def request_timeout(self) -> float | None:
         """What to hand curl for the next request: the time left, or no limit."""
         left = self.remaining()
-        return None if math.isinf(left) else left
+        return None if math.isinf(left) else min(left, _MAX_REQUEST_TIMEOUT)
 
     def expired(self) -> ProviderTimeoutError:
         return ProviderTimeoutError(
@@ -55,39 +70,57 @@ class Deadline:
             raise self.expired()
         await _sleep(seconds)
 
-    @asynccontextmanager
-    async def scope(self) -> AsyncIterator[None]:
-        """Run the block under the deadline; when it passes, raise ProviderTimeoutError."""
-        if self._at is None:
-            yield
-            return
-        self.remaining()
-        if sys.version_info >= (3, 11):
-            try:
-                async with asyncio.timeout_at(self._at):
-                    yield
-            except TimeoutError as err:
-                if isinstance(err, ProviderTimeoutError):
-                    raise
-                raise self.expired() from err
-            return
-        # Python 3.10: cancel the task when the deadline passes, and turn that
-        # cancellation (and only that one) into the timeout error.
-        task = asyncio.current_task()
-        assert task is not None
-        fired = False
+    def scope(self) -> _Scope:
+        """`async with deadline.scope():` the block ends with ProviderTimeoutError when the
+        deadline passes while it runs."""
+        return self._scope
 
-        def fire() -> None:
-            nonlocal fired
-            fired = True
+    def close(self) -> None:
+        """The call is over: drop the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._fired = True
+        task = self._inside
+        if task is not None and not task.done():
+            self._struck = task
             task.cancel()
 
-        handle = self._loop.call_at(self._at, fire)
-        try:
-            yield
-        except asyncio.CancelledError as err:
-            if fired:
-                raise self.expired() from err
-            raise
-        finally:
-            handle.cancel()
+
+class _Scope:
+    """The deadline's scope; one per deadline, entered once at a time by its call."""
+
+    __slots__ = ("_deadline",)
+
+    def __init__(self, deadline: Deadline) -> None:
+        self._deadline = deadline
+
+    async def __aenter__(self) -> None:
+        deadline = self._deadline
+        if deadline._at is None:
+            return
+        left = deadline.remaining()  # raises if it has already passed
+        deadline._inside = asyncio.current_task()
+        if deadline._timer is None:
+            deadline._timer = deadline._loop.call_later(left, deadline._fire)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        deadline = self._deadline
+        task, deadline._inside = deadline._inside, None
+        struck, deadline._struck = deadline._struck, None
+        if task is None or struck is not task:
+            return
+        # The timer cancelled this task: take that cancellation back, unless somebody
+        # else cancelled the task too (Python 3.11+ can tell; 3.10 cannot).
+        if sys.version_info >= (3, 11) and task.uncancel() > 0:
+            return
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            raise deadline.expired() from exc

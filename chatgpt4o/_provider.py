@@ -19,7 +19,6 @@ import re
 import time
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Mapping,
@@ -63,6 +62,7 @@ from ._protocol import (
     build_form,
     check_status,
     new_client_id,
+    parse_reply,
 )
 from ._retry import RETRYABLE_STATUS_CODES, RetryPolicy
 from ._session import (
@@ -132,6 +132,22 @@ class _Scrapes:
     """One site's page scrape under way in one event loop, if any."""
 
     under_way: asyncio.Future[PageInfo | None] | None = None
+
+
+@dataclass
+class _OpenStream:
+    """A streamed answer that has begun: its first pieces, and the rest to read."""
+
+    response: StreamResponse
+    chunks: AsyncGenerator[bytes, None]
+    parser: ReplyParser
+    first: list[str] = field(default_factory=list)
+    #: The whole reply, when the answer ended before any piece (plain JSON, say).
+    reply: str | None = None
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+        await self.chunks.aclose()
 
 
 @dataclass
@@ -215,8 +231,10 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         """
         kwargs.pop("stream", None)
         call = cls._prepare(model, messages, proxy, timeout, cookies, kwargs)
-        pieces = [piece async for piece in cls._reply(call, stream=False)]
-        return "".join(pieces)
+        try:
+            return await cls._recovering(call, lambda page: cls._ask(call, page))
+        finally:
+            call.deadline.close()
 
     @classmethod
     async def create_async_generator(
@@ -230,10 +248,35 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         **kwargs: Any,
     ) -> AsyncGenerator[str, None]:
         """The reply in pieces as the site streams them; the whole reply once when
-        the site does not stream, or with `stream=False`."""
+        the site does not stream, or with `stream=False`.
+
+        Retries (and the stale-nonce recovery) happen only before the first piece.
+        """
         call = cls._prepare(model, messages, proxy, timeout, cookies, kwargs)
-        async for piece in cls._reply(call, stream=stream):
-            yield piece
+        try:
+            if not stream:
+                yield await cls._recovering(call, lambda page: cls._ask(call, page))
+                return
+            opened = await cls._recovering(call, lambda page: cls._open_stream(call, page))
+            try:
+                if opened.reply is not None:  # the answer ended before any piece
+                    if opened.reply:
+                        yield opened.reply
+                    return
+                for piece in opened.first:
+                    yield piece
+                while True:
+                    async with call.deadline.scope():
+                        chunk = await anext(opened.chunks, None)
+                    if chunk is None:
+                        break
+                    for piece in opened.parser.feed(chunk):
+                        yield piece
+                opened.parser.close()  # raises if the stream ended badly
+            finally:
+                await opened.aclose()
+        finally:
+            call.deadline.close()
 
     @classmethod
     async def aclose(cls) -> None:
@@ -295,23 +338,20 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         )
 
     @classmethod
-    async def _reply(cls, call: _Call, *, stream: bool) -> AsyncIterator[str]:
-        """The reply's pieces; with `stream` False, one piece once the answer is whole.
+    async def _recovering(cls, call: _Call, attempt: Callable[[PageInfo], Awaitable[_T]]) -> _T:
+        """Run `attempt` with this site's page info until it succeeds or must give up.
 
-        Retries happen only before the first piece goes out.
+        A stale nonce is scraped again once; transport errors, 408, 409, 429 and 5xx
+        are retried per the call's policy, within its deadline.
         """
         page = await cls._page(call)
         renewed = False
-        attempt = 0
+        tries = 0
         while True:
-            delivered = False
             try:
-                async for piece in cls._post(call, page, stream=stream):
-                    delivered = True
-                    yield piece
-                return
+                return await attempt(page)
             except StaleNonceAnswer as answer:
-                if delivered or renewed:
+                if renewed:
                     if cls._nonce == page.nonce:
                         cls._nonce = None  # dead: the next call starts from the page
                     raise NonceError(
@@ -323,9 +363,9 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
                 logger.info("%s: the nonce is stale; scraping the page again", cls.__name__)
                 page = await cls._page(call, stale=page)
             except ProviderError as err:
-                if delivered or not await cls._before_retry(call, err, attempt):
+                if not await cls._before_retry(call, err, tries):
                     raise
-                attempt += 1
+                tries += 1
 
     @classmethod
     async def _before_retry(cls, call: _Call, error: ProviderError, attempt: int) -> bool:
@@ -480,8 +520,8 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     # -- step 3: the POST --------------------------------------------------------------
 
     @classmethod
-    async def _post(cls, call: _Call, page: PageInfo, *, stream: bool) -> AsyncIterator[str]:
-        """POST the message; the reply's pieces (streamed) or the whole reply (not)."""
+    async def _send(cls, call: _Call, page: PageInfo, *, stream: bool) -> StreamResponse:
+        """POST the message to admin-ajax.php; the answer's status and headers."""
         ajax_url = cls._ajax_url(page)
         site = urlsplit(ajax_url)
         form = build_form(
@@ -499,36 +539,51 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
                 headers=headers,
                 cookies=cls._cookies(call),
                 timeout=call.deadline.request_timeout(),
-                stream=True,
+                stream=stream,
                 allow_redirects=False,  # a redirect would turn the POST into a GET
             )
+        cls._keep_cookies(response)
+        return response
+
+    @classmethod
+    async def _ask(cls, call: _Call, page: PageInfo) -> str:
+        """One try at the whole reply, read in one piece (plain JSON or a stream)."""
+        response = await cls._send(call, page, stream=False)
+        async with call.deadline.scope():
+            body = await response.aread()
+        if not response.ok:
+            check_status(
+                response.status_code,
+                response.headers,
+                body[:_ERROR_BODY_BYTES].decode("utf-8", "replace"),
+            )
+        return parse_reply(body)
+
+    @classmethod
+    async def _open_stream(cls, call: _Call, page: PageInfo) -> _OpenStream:
+        """One try at a streamed reply, read up to its first piece (or its end).
+
+        Everything that can still be retried happens here: the status, a plugin error
+        in place of the stream, a stream that fails before it says anything.
+        """
+        response = await cls._send(call, page, stream=True)
+        opened = _OpenStream(response, response.aiter_bytes(), ReplyParser())
         try:
-            cls._keep_cookies(response)
             if not response.ok:
                 async with call.deadline.scope():
                     body = await cls._read_some(response)
                 check_status(response.status_code, response.headers, body)
-            parser = ReplyParser()
-            chunks = response.aiter_bytes()
-            yielded = False
-            try:
-                while True:
-                    async with call.deadline.scope():
-                        chunk = await anext(chunks, None)
-                    if chunk is None:
-                        break
-                    pieces = parser.feed(chunk)
-                    if stream:
-                        for piece in pieces:
-                            yielded = True
-                            yield piece
-            finally:
-                await chunks.aclose()
-            reply = parser.close()
-            if not stream or (not yielded and reply):
-                yield reply  # whole, or only in the closing JSON of a stream
-        finally:
-            await response.aclose()
+            while not opened.first:
+                async with call.deadline.scope():
+                    chunk = await anext(opened.chunks, None)
+                if chunk is None:
+                    opened.reply = opened.parser.close()
+                    break
+                opened.first = opened.parser.feed(chunk)
+        except BaseException:
+            await opened.aclose()
+            raise
+        return opened
 
     @staticmethod
     async def _read_some(response: StreamResponse) -> str:

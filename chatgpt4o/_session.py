@@ -291,6 +291,12 @@ class StreamResponse:
 
     async def aread(self, max_bytes: int | None = None) -> bytes:
         """The whole body; more than `max_bytes` raises `ResponseError` (and aborts)."""
+        whole = self._raw.content
+        if whole is not None:  # read already: a request that was not streamed
+            self._finished = True
+            if max_bytes is not None and len(whole) > max_bytes:
+                raise ResponseError(f"The answer from {self.url} is larger than {max_bytes} bytes")
+            return whole
         parts: list[bytes] = []
         size = 0
         async for chunk in self.aiter_bytes():

@@ -43,12 +43,20 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return recorded
 
 
+async def consume(site: Site) -> str:
+    return "".join([piece async for piece in site.create_async_generator("", USER_HELLO)])
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["create_async", "generator"])
 async def test_calls_cancelled_before_the_headers_free_their_connections(
-    site: Site, emulator: SiteEmulator
+    site: Site, emulator: SiteEmulator, streamed: bool
 ) -> None:
     await site.create_async("", USER_HELLO)
     emulator.fail_next(Fault.stall(30), times=70)  # more than the pool's 64 handles
-    calls = [asyncio.create_task(site.create_async("", USER_HELLO)) for _ in range(70)]
+    calls = [
+        asyncio.create_task(consume(site) if streamed else site.create_async("", USER_HELLO))
+        for _ in range(70)
+    ]
     await asyncio.sleep(0.5)
     for call in calls:
         call.cancel()
