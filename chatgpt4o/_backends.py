@@ -64,14 +64,20 @@ def _importable(backend: Backend) -> bool:
     return True
 
 
+_backend_of_type: dict[type, Backend] = {}
+
+
 def backend_of(client: object) -> Backend:
     """Which backend a user's own client belongs to."""
+    known = _backend_of_type.get(type(client))
+    if known is not None:
+        return known
     for cls in type(client).__mro__:  # subclasses of either count (ours included)
         module = cls.__module__.split(".", 1)[0]
-        if module == "curl_cffi":
-            return "curl_cffi"
-        if module == "httpx":
-            return "httpx"
+        if module in BACKENDS:
+            backend: Backend = "curl_cffi" if module == "curl_cffi" else "httpx"
+            _backend_of_type[type(client)] = backend
+            return backend
     raise TypeError(
         "client must be a curl_cffi.requests.AsyncSession or an httpx.AsyncClient, "
         f"not {type(client).__name__}"
@@ -337,7 +343,11 @@ async def _send_curl(client: Any, request: Outgoing, proxy: str | None) -> RawRe
         status_code=raw.status_code,
         url=raw.url or url,
         headers=raw.headers,
-        cookies={name: value for name, value in raw.cookies.items() if value is not None},
+        cookies=(
+            {name: value for name, value in raw.cookies.items() if value is not None}
+            if "set-cookie" in raw.headers
+            else {}
+        ),
         chunks=chunks(),
         abort=abort,
         content=None if stream else raw.content,

@@ -24,6 +24,8 @@ _SYSTEM_ROLES = frozenset({"system", "developer"})
 
 def _content_text(content: object, where: str) -> str:
     """The text of a message's content: a string, or a list of text parts."""
+    if type(content) is str:  # the usual case, without the ABC checks below
+        return content
     if isinstance(content, str):
         return content
     if isinstance(content, Sequence) and not isinstance(content, (bytes, bytearray)):
@@ -55,8 +57,9 @@ def normalize_messages(messages: object) -> list[tuple[str, str]]:
     Raises TypeError or ValueError naming the first bad item, so that nothing is sent
     for a conversation the site could not make sense of.
     """
-    if isinstance(messages, (str, bytes, bytearray, Mapping)) or not isinstance(
-        messages, Sequence
+    if type(messages) is not list and (
+        isinstance(messages, (str, bytes, bytearray, Mapping))
+        or not isinstance(messages, Sequence)
     ):
         raise TypeError(
             "messages must be a list of {'role': ..., 'content': ...} dicts, "
@@ -66,20 +69,20 @@ def normalize_messages(messages: object) -> list[tuple[str, str]]:
         raise ValueError("messages is empty: give at least one message")
     pairs: list[tuple[str, str]] = []
     for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, Mapping):
-            raise TypeError(f"{where} must be a dict, not {type(message).__name__}")
+        if type(message) is not dict and not isinstance(message, Mapping):
+            raise TypeError(f"messages[{index}] must be a dict, not {type(message).__name__}")
         if "role" not in message or "content" not in message:
             missing = [key for key in ("role", "content") if key not in message]
-            raise ValueError(f"{where} has no {' and no '.join(missing)}")
+            raise ValueError(f"messages[{index}] has no {' and no '.join(missing)}")
         role = message["role"]
         if not isinstance(role, str):
-            raise TypeError(f"{where}: role must be a str, not {type(role).__name__}")
+            raise TypeError(f"messages[{index}]: role must be a str, not {type(role).__name__}")
         if role not in KNOWN_ROLES:
             raise ValueError(
-                f"{where}: unknown role {role!r}; use one of {', '.join(sorted(KNOWN_ROLES))}"
+                f"messages[{index}]: unknown role {role!r}; "
+                f"use one of {', '.join(sorted(KNOWN_ROLES))}"
             )
-        pairs.append((role, _content_text(message["content"], where)))
+        pairs.append((role, _content_text(message["content"], f"messages[{index}]")))
     return pairs
 
 

@@ -552,6 +552,8 @@ class ReplyParser:
 
 def parse_reply(body: bytes) -> str:
     """The reply in a complete admin-ajax answer body (plain or streamed)."""
+    if body[:1] == b"{" and len(body) <= MAX_RESPONSE_BYTES:  # plain JSON, the usual case
+        return _reply_from_json(_decode(body))
     parser = ReplyParser()
     parser.feed(body)
     return parser.close()

@@ -197,6 +197,9 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     _widget: ClassVar[PageInfo | None] = None
     _site_cookies: ClassVar[dict[str, str]] = {}
     _client_id: ClassVar[str | None] = None
+    _checked_url: ClassVar[str | None] = None
+    # Where the POST goes for the cached page, and its headers (worked out once).
+    _target: ClassVar[tuple[PageInfo, str, dict[str, str]] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -208,6 +211,8 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         cls._widget = None
         cls._site_cookies = {}
         cls._client_id = None
+        cls._checked_url = None
+        cls._target = None
 
     # -- public API --------------------------------------------------------------------
 
@@ -313,9 +318,11 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         prompt = format_prompt(messages)
         if not prompt.strip():
             raise ValueError("messages: the prompt is empty; the site would refuse it")
-        site = urlsplit(cls.url)
-        if site.scheme not in ("http", "https") or not site.hostname:
-            raise ValueError(f"{cls.__name__}.url must be an http(s) URL, got {cls.url!r}")
+        if cls._checked_url != cls.url:
+            site = urlsplit(cls.url)
+            if site.scheme not in ("http", "https") or not site.hostname:
+                raise ValueError(f"{cls.__name__}.url must be an http(s) URL, got {cls.url!r}")
+            cls._checked_url = cls.url
         max_retries = _check_retries(options.pop("max_retries", cls.max_retries))
         user_cookies = _check_cookies(cookies)
         session = StreamSession(
@@ -416,9 +423,14 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     def _cached_page(cls) -> PageInfo | None:
         if not cls._post_id or not cls._nonce:
             return None
-        widget = cls._widget or PageInfo(post_id=cls._post_id, nonce=cls._nonce)
+        widget = cls._widget
+        if widget is not None and (widget.post_id, widget.nonce) == (cls._post_id, cls._nonce):
+            return widget
         # _post_id and _nonce are the seed's names and may be set by hand: they win
-        return replace(widget, post_id=cls._post_id, nonce=cls._nonce)
+        widget = replace(widget or PageInfo(post_id="", nonce=""), post_id=cls._post_id,
+                         nonce=cls._nonce)
+        cls._widget = widget
+        return widget
 
     @classmethod
     async def _page(cls, call: _Call, *, stale: PageInfo | None = None) -> PageInfo:
@@ -428,6 +440,9 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         error, instead of each loading the page again. After a stale nonce (`stale`)
         the page is loaded past any page cache.
         """
+        cached = cls._cached_page()
+        if cached is not None and cached != stale:
+            return cached
         scrapes = await loop_local(cls, _Scrapes)
         while True:
             cached = cls._cached_page()
@@ -522,16 +537,20 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     @classmethod
     async def _send(cls, call: _Call, page: PageInfo, *, stream: bool) -> StreamResponse:
         """POST the message to admin-ajax.php; the answer's status and headers."""
-        ajax_url = cls._ajax_url(page)
-        site = urlsplit(ajax_url)
+        target = cls._target
+        if target is None or target[0] is not page:
+            ajax_url = cls._ajax_url(page)
+            site = urlsplit(ajax_url)
+            headers = {
+                "origin": f"{site.scheme}://{site.netloc}",
+                "referer": page.page_url or cls._page_url(),
+                "x-requested-with": "XMLHttpRequest",
+            }
+            target = cls._target = (page, ajax_url, headers)
+        _, ajax_url, headers = target
         form = build_form(
             page, message=call.prompt, site_url=cls.url, client_id=cls._visitor_id()
         )
-        headers = {
-            "origin": f"{site.scheme}://{site.netloc}",
-            "referer": page.page_url or cls._page_url(),
-            "x-requested-with": "XMLHttpRequest",
-        }
         async with call.deadline.scope():
             response = await call.session.post(
                 ajax_url,

@@ -185,7 +185,9 @@ async def _loop_scope() -> _LoopScope:
 
 
 async def _current_session_scope() -> SessionScope:
-    scope = _current_scope.get()
+    scope: SessionScope | None = _current_scope.get()
+    if scope is None:  # (not `or`: an empty scope is falsy)
+        scope = _loop_scopes.get(asyncio.get_running_loop())
     return scope if scope is not None else await _loop_scope()
 
 
@@ -431,7 +433,8 @@ class StreamSession:
         if client is None:
             scope = await _current_session_scope()
             client = scope.client(self.backend, self.proxy, self.impersonate, self.verify)
-        logger.debug("%s %s", method, redact(url))
+        if logger.isEnabledFor(logging.DEBUG):  # redacting costs more than the log call
+            logger.debug("%s %s", method, redact(url))
         outgoing = Outgoing(
             method=method,
             url=url,
@@ -443,7 +446,8 @@ class StreamSession:
             follow_redirects=allow_redirects,
         )
         raw = await send(client, outgoing, proxy=self.proxy, owned=self._client is None)
-        logger.debug("%s %s -> %s", method, redact(url), raw.status_code)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s -> %s", method, redact(url), raw.status_code)
         return StreamResponse(raw)
 
     def request(

@@ -60,6 +60,7 @@ def test_developer_is_a_system_role() -> None:
             r"messages\[1\]: unknown role 'wizard'",
         ),
         ([{"role": 1, "content": "x"}], TypeError, "role must be a str"),
+        ([{"role": {"x": 1}, "content": "x"}], TypeError, "role must be a str"),
         ([{"role": "user", "content": 42}], TypeError, r"messages\[0\]: content must be a str"),
         (
             [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
