@@ -139,7 +139,7 @@ async def close_client(client: Any) -> None:
         await client.aclose()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made on every request, and frozen init is slow
 class Outgoing:
     """One request, as the session hands it to a backend."""
 
@@ -153,7 +153,7 @@ class Outgoing:
     follow_redirects: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class RawResponse:
     """What a backend hands back for one request."""
 
@@ -295,9 +295,9 @@ async def _send_curl(client: Any, request: Outgoing, proxy: str | None) -> RawRe
     sending = client.request(
         request.method,
         url,
-        data=dict(request.data) if request.data is not None else None,
-        headers=dict(request.headers),
-        cookies=dict(request.cookies) or None,
+        data=request.data,
+        headers=request.headers,
+        cookies=request.cookies or None,
         timeout=request.timeout if request.timeout is not None else 0,
         stream=stream,
         allow_redirects=request.follow_redirects,

@@ -552,7 +552,8 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
             page, message=call.prompt, site_url=cls.url, client_id=cls._visitor_id()
         )
         async with call.deadline.scope():
-            response = await call.session.post(
+            response = await call.session.send(
+                "POST",
                 ajax_url,
                 data=form,
                 headers=headers,
@@ -568,8 +569,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
     async def _ask(cls, call: _Call, page: PageInfo) -> str:
         """One try at the whole reply, read in one piece (plain JSON or a stream)."""
         response = await cls._send(call, page, stream=False)
-        async with call.deadline.scope():
-            body = await response.aread()
+        body = await response.aread()  # read already: the request was not streamed
         if not response.ok:
             check_status(
                 response.status_code,

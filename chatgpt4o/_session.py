@@ -415,18 +415,19 @@ class StreamSession:
     def closed(self) -> bool:
         return self._closed
 
-    async def _send(
+    async def send(
         self,
         method: Method,
         url: str,
         *,
-        data: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
-        cookies: Mapping[str, str] | None,
-        timeout: float | None,
-        stream: bool,
-        allow_redirects: bool,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
     ) -> StreamResponse:
+        """Send a request and return its response (what `request` wraps)."""
         if self._closed:
             raise RuntimeError("This StreamSession is closed; make a new one")
         client = self._client
@@ -464,7 +465,7 @@ class StreamSession:
     ) -> _PendingResponse:
         """Send a request; await the result or use it as an async context manager."""
         return _PendingResponse(
-            self._send(
+            self.send(
                 method, url, data=data, headers=headers, cookies=cookies,
                 timeout=timeout, stream=stream, allow_redirects=allow_redirects,
             )
