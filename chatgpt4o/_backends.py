@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
@@ -56,6 +57,7 @@ def describe_proxy(proxy: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
+@functools.cache
 def _importable(backend: Backend) -> bool:
     try:
         __import__(backend)

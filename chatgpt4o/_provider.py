@@ -13,6 +13,7 @@ A call reads like the protocol:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
@@ -70,7 +71,6 @@ from ._session import (
     StreamResponse,
     StreamSession,
     aclose_shared_sessions,
-    check_proxy,
     loop_local,
     session_scope,
 )
@@ -119,6 +119,11 @@ def _check_cookies(cookies: object) -> dict[str, str]:
             )
         checked[name] = value
     return checked
+
+
+@functools.cache
+def _retry_policy(max_retries: int) -> RetryPolicy:
+    return RetryPolicy(max_retries=max_retries)
 
 
 def _check_retries(value: object) -> int:
@@ -327,7 +332,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         user_cookies = _check_cookies(cookies)
         session = StreamSession(
             headers=BROWSER_HEADERS,
-            proxy=check_proxy(proxy),
+            proxy=proxy,  # checked by the session
             timeout=_check_timeout(timeout),
             impersonate=options.pop("impersonate", cls.impersonate),
             verify=options.pop("verify", cls.verify),
@@ -340,7 +345,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
             prompt=prompt,
             deadline=Deadline(session.timeout),
             session=session,
-            retry=RetryPolicy(max_retries=max_retries),
+            retry=_retry_policy(max_retries),
             user_cookies=user_cookies,
         )
 
