@@ -1,0 +1,37 @@
+"""Benchmark client 1: this library, a `Chatgpt4o` subclass pointed at the emulator.
+
+Every call is a plain `create_async` (streams: `create_async_generator`), exactly as a
+user writes it; the library keeps its own shared session, cache and connections.
+"""
+
+from __future__ import annotations
+
+import curl_cffi
+import curl_cffi.requests
+from _harness import PROMPT, Client, main
+
+import chatgpt4o
+from chatgpt4o import Chatgpt4o
+
+MESSAGES = [{"role": "user", "content": PROMPT}]
+
+
+def setup(url: str, ca: str | None) -> Client:
+    class Bench(Chatgpt4o):
+        pass
+
+    Bench.url = url
+    Bench.verify = ca if ca else True
+
+    def stream():
+        return Bench.create_async_generator("gpt-4o-mini", MESSAGES, stream=True)
+
+    return Client(
+        call=lambda: Bench.create_async("gpt-4o-mini", MESSAGES),
+        stream=stream,
+        info={"chatgpt4o": chatgpt4o.__version__, "curl_cffi": curl_cffi.__version__},
+    )
+
+
+if __name__ == "__main__":
+    main(setup)
