@@ -28,7 +28,7 @@ from chatgpt4o import (
     Messages,
     ProviderError,
 )
-from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
+from chatgpt4o.testing import Fault, SiteEmulator
 
 TEXT = "Привет, g4f!"
 MESSAGES = [{"role": "user", "content": TEXT}]
@@ -109,14 +109,12 @@ def g4f(g4f_module: types.ModuleType, no_network: None) -> Iterator[types.Module
 
 
 @pytest.fixture
-def threaded() -> Iterator[tuple[type[Chatgpt4o], SiteEmulator]]:
-    """A site in its own thread, for g4f's blocking APIs (they run their own loops)."""
-    with EmulatorThread() as emulator:
-
-        class ThreadedSite(Chatgpt4o):
-            url = emulator.url
-
-        yield ThreadedSite, emulator
+def threaded(
+    chatgpt4o_provider: type[Chatgpt4o], chatgpt4o_emulator: SiteEmulator
+) -> tuple[type[Chatgpt4o], SiteEmulator]:
+    """A site in its own thread (the shipped fixtures), for g4f's blocking APIs, which
+    run their own loops."""
+    return chatgpt4o_provider, chatgpt4o_emulator
 
 
 Threaded = tuple[type[Chatgpt4o], SiteEmulator]

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from chatgpt4o import Chatgpt4o
-from chatgpt4o.testing import EmulatorThread, SiteEmulator
+from chatgpt4o.testing import SiteEmulator
 
 from .conftest import USER_HELLO
 
 
 @pytest.fixture
-def threaded_site() -> Iterator[tuple[type[Chatgpt4o], SiteEmulator]]:
-    with EmulatorThread() as emu:
-
-        class ThreadSite(Chatgpt4o):
-            url = emu.url
-
-        yield ThreadSite, emu
+def threaded_site(
+    chatgpt4o_provider: type[Chatgpt4o], chatgpt4o_emulator: SiteEmulator
+) -> tuple[type[Chatgpt4o], SiteEmulator]:
+    """The shipped pytest fixtures: an emulator on a thread and a provider for it."""
+    return chatgpt4o_provider, chatgpt4o_emulator
 
 
 ThreadedSite = tuple[type[Chatgpt4o], SiteEmulator]
