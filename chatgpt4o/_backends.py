@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import ssl
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -57,8 +57,9 @@ def describe_proxy(proxy: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
-@functools.cache
 def _importable(backend: Backend) -> bool:
+    if backend in sys.modules:  # the usual case, and cheap: once imported, always there
+        return sys.modules[backend] is not None
     try:
         __import__(backend)
     except ImportError:
