@@ -8,16 +8,13 @@ import json
 import logging
 import os
 import re
-import select
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,13 +28,14 @@ from chatgpt4o.testing._emulator import default_reply
 from chatgpt4o.testing._nonces import IMAGE_NONCE_ACTION, nonce_tick
 from chatgpt4o.testing._php import php_json, sanitize_text_field
 
+from .emulator_process import emulator_process
+
 # The plugin is a pytest11 entry point once chatgpt4o is installed; register it here only
 # when it is not loaded already (registering a module twice is an error).
 if "chatgpt4o.testing.pytest_plugin" not in sys.modules:
     pytest_plugins = ["chatgpt4o.testing.pytest_plugin"]
 
 ACTION = "wpaicg_chat_shortcode_message"
-REPO = Path(__file__).resolve().parents[1]
 DAY_HALF = 43200
 
 
@@ -951,18 +949,8 @@ def test_emulator_thread() -> None:
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 def test_command_line_runs_until_sigint() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-W", "error", "-m", "chatgpt4o.testing", "--stream"]
-    command += ["--reply", "from the CLI", "--chunk-delay", "0", "--plugin-version", "1.8.90"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 20)
-        assert ready, "the emulator printed no URL"
-        url = process.stdout.readline().strip()
+    args = ["--stream", "--reply", "from the CLI", "--chunk-delay", "0"]
+    with emulator_process(*args, "--plugin-version", "1.8.90") as (process, url):
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
         status, page = _urlopen(url + "/")
         assert status == 200
@@ -977,36 +965,15 @@ def test_command_line_runs_until_sigint() -> None:
         _, stderr = process.communicate(timeout=10)
         assert process.returncode == 0, stderr
         assert "Traceback" not in stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 def test_command_line_sigterm() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chatgpt4o.testing", "--page-variant", "minified"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 20)
-        assert ready
-        url = process.stdout.readline().strip()
+    with emulator_process("--page-variant", "minified") as (process, url):
         assert b"data-nonce=" in _urlopen(url + "/")[1]
         process.terminate()
         _, stderr = process.communicate(timeout=10)
         assert process.returncode == 0, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def test_pytest_fixture(chatgpt4o_emulator: SiteEmulator) -> None:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +14,10 @@ import pytest
 from chatgpt4o import Chatgpt4o, ProviderConnectionError
 from chatgpt4o.testing import EmulatorThread, SiteEmulator
 
+from .emulator_process import emulator_process
+
 trustme = pytest.importorskip("trustme")
 
-REPO = Path(__file__).resolve().parents[1]
 HELLO = [{"role": "user", "content": "hi"}]
 
 
@@ -104,18 +102,8 @@ def test_command_line_certfile_keyfile_and_stats(
     for extra in cert.cert_chain_pems[1:]:
         extra.write_to_path(str(certfile), append=True)
     cert.private_key_pem.write_to_path(str(keyfile))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-W", "error", "-m", "chatgpt4o.testing", "--reply", "cli tls"]
-    command += ["--certfile", str(certfile), "--keyfile", str(keyfile), "--stats"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 20)
-        assert ready, "the emulator printed no URL"
-        site_url = process.stdout.readline().strip()
+    tls = ["--certfile", str(certfile), "--keyfile", str(keyfile)]
+    with emulator_process("--reply", "cli tls", *tls, "--stats") as (process, site_url):
         assert re.fullmatch(r"https://127\.0\.0\.1:\d+", site_url)
 
         class Secure(Chatgpt4o):
@@ -131,10 +119,6 @@ def test_command_line_certfile_keyfile_and_stats(
             "posts": 1,
             "connections": 1,
         }
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def test_command_line_keyfile_needs_certfile(tmp_path: Path) -> None:
