@@ -139,7 +139,7 @@ def exit_code_for(error: BaseException) -> int:
         return EXIT_NETWORK
     if isinstance(error, (CloudflareError, RateLimitError)):
         return EXIT_BLOCKED
-    if isinstance(error, ServiceError) and error.kind == "ip_banned":
+    if isinstance(error, ServiceError) and error.kind in ("ip_banned", "token_limit"):
         return EXIT_BLOCKED
     if isinstance(error, ProviderError):
         return EXIT_SERVER

@@ -11,8 +11,9 @@ provider promised `RuntimeError`, and code written for it keeps working):
     * CloudflareError - a Cloudflare challenge (403 or 503) stood in the way.
     * PluginUnavailableError - HTTP 400 `0`: the site's plugin has no chat action
       (AI Power 2.3 and newer, or the plugin is gone).
-  * RateLimitError - HTTP 429, or the plugin's `tokenLimitReached` answer.
-  * ServiceError - the plugin answered `status: error`; carries `server_message`.
+    * RateLimitError - HTTP 429; `retry_after` is the server's Retry-After.
+  * ServiceError - the plugin refused or failed; `kind` says how (`token_limit` for
+    the plugin's usage limit), `server_message` what it said.
     * NonceError - the nonce was rejected again right after a fresh scrape.
   * ResponseError - a 2xx answer that is not what the protocol promises.
     * ScrapeError - the page has no post ID or no chat nonce.
@@ -27,6 +28,7 @@ every text passes through `redact` before it is shown.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 __all__ = [
     "CloudflareError",
@@ -41,6 +43,7 @@ __all__ = [
     "ResponseError",
     "ScrapeError",
     "ServiceError",
+    "ServiceErrorKind",
     "redact",
     "trim",
 ]
@@ -127,28 +130,36 @@ class PluginUnavailableError(HTTPStatusError):
     """admin-ajax.php has no handler for the chat action on this site."""
 
 
-class RateLimitError(ProviderError):
-    """HTTP 429, or the plugin's token limit for this visitor was reached."""
+class RateLimitError(HTTPStatusError):
+    """HTTP 429: the site (or a proxy in front of it) is rate limiting requests."""
 
     def __init__(
         self,
         message: str,
         *,
-        status_code: int,
+        status_code: int = 429,
+        body: str = "",
         retry_after: float | None = None,
-        server_message: str | None = None,
     ) -> None:
-        self.status_code = status_code
-        self.retry_after = retry_after
-        self.server_message = server_message
-        super().__init__(message)
+        super().__init__(message, status_code=status_code, body=body, retry_after=retry_after)
+
+
+#: How a `ServiceError` came about:
+#: - "token_limit": the plugin's usage limit for this visitor (or for guests) is used up;
+#: - "ip_banned", "banned_words", "empty_message": the plugin refused the message;
+#: - "limited": the upstream model stopped a streamed reply;
+#: - "nonce": the chat nonce was rejected (see `NonceError`);
+#: - "upstream": the model behind the plugin failed, or anything else the plugin said.
+ServiceErrorKind = Literal[
+    "token_limit", "ip_banned", "banned_words", "empty_message", "limited", "nonce", "upstream"
+]
 
 
 class ServiceError(ProviderError):
-    """The plugin answered `status: error` (empty message, banned words, upstream error...).
+    """The plugin answered with an error of its own instead of a reply.
 
-    `kind` tells the refusals apart: "ip_banned", "banned_words", "empty_message",
-    "limited" (the upstream stopped a stream), "nonce", or "upstream" for the rest.
+    `kind` tells the cases apart (see `ServiceErrorKind`); `server_message` is what the
+    plugin said, trimmed and without secrets.
     """
 
     def __init__(
@@ -156,7 +167,7 @@ class ServiceError(ProviderError):
         server_message: str,
         *,
         prefix: str = "The site answered with an error",
-        kind: str = "upstream",
+        kind: ServiceErrorKind = "upstream",
     ) -> None:
         self.server_message = trim(server_message, 500)
         self.kind = kind
@@ -178,3 +189,13 @@ class ResponseError(ProviderError):
 
 class ScrapeError(ResponseError):
     """The page has no chat widget data: no post ID or no nonce."""
+
+
+# Tracebacks and reprs show the public name (`chatgpt4o.NonceError`), where users import it.
+for _public in (
+    ProviderError, ModelNotSupportedError, ProviderConnectionError, ProviderTimeoutError,
+    HTTPStatusError, CloudflareError, PluginUnavailableError, RateLimitError, ServiceError,
+    NonceError, ResponseError, ScrapeError,
+):
+    _public.__module__ = "chatgpt4o"
+del _public

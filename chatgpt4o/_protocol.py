@@ -25,6 +25,7 @@ from ._exceptions import (
     ResponseError,
     ScrapeError,
     ServiceError,
+    ServiceErrorKind,
     redact,
 )
 from ._retry import parse_retry_after
@@ -325,6 +326,7 @@ def check_status(
         raise RateLimitError(
             f"The site is rate limiting requests (HTTP 429){hint}",
             status_code=status,
+            body=body,
             retry_after=retry_after,
         )
     if 300 <= status < 400:
@@ -341,19 +343,19 @@ def check_status(
 
 
 # The plugin's refusals, by the flag of a stream event or the words of its message.
-_REFUSAL_FLAGS = {
+_REFUSAL_FLAGS: dict[str, ServiceErrorKind] = {
     "ipBanned": "ip_banned",
     "messageFlagged": "banned_words",
     "pineconeError": "upstream",
 }
-_REFUSAL_WORDS = (
+_REFUSAL_WORDS: tuple[tuple[str, ServiceErrorKind], ...] = (
     ("not allowed to access this feature", "ip_banned"),
     ("prohibited words", "banned_words"),
     ("nothing was inputted", "empty_message"),
 )
 
 
-def _refusal_kind(text: str) -> str:
+def _refusal_kind(text: str) -> ServiceErrorKind:
     lowered = text.lower()
     return next((kind for words, kind in _REFUSAL_WORDS if words in lowered), "upstream")
 
@@ -362,10 +364,10 @@ def _raise_for_plugin_error(answer: Mapping[str, Any]) -> None:
     message = answer.get("msg")
     text = message if isinstance(message, str) else ""
     if answer.get("tokenLimitReached"):
-        raise RateLimitError(
-            f"The site's token limit for this visitor was reached: {text or '(no message)'}",
-            status_code=200,
-            server_message=text,
+        raise ServiceError(
+            text or "(no message)",
+            prefix="The site's token limit for this visitor was reached",
+            kind="token_limit",
         )
     for flag, kind in _REFUSAL_FLAGS.items():
         if answer.get(flag):

@@ -73,7 +73,7 @@ ROWS = [
     Row(
         "stream token limit",
         [Fault.stream_error_event("tokenLimitReached")],
-        RateLimitError,
+        ServiceError,
         stream=True,
     ),
     Row("stream stalls midway", [Fault.stream_stall(2, 30)], ProviderTimeoutError, stream=True),

@@ -228,11 +228,13 @@ def test_plugin_errors_carry_the_server_message(message: str) -> None:
     assert message in str(caught.value)
 
 
-def test_token_limit_is_a_rate_limit() -> None:
+def test_token_limit_is_a_service_error_of_its_own_kind() -> None:
     body = php_json({"msg": "You have reached your token limit.", "tokenLimitReached": True})
-    with pytest.raises(RateLimitError, match="token limit") as caught:
+    with pytest.raises(ServiceError, match="token limit") as caught:
         parse_reply(body)
-    assert caught.value.status_code == 200
+    assert caught.value.kind == "token_limit"
+    assert not isinstance(caught.value, RateLimitError)
+    assert not hasattr(caught.value, "status_code")  # no status code is invented
 
 
 @pytest.mark.parametrize(
@@ -316,7 +318,7 @@ def test_stream_limited() -> None:
 @pytest.mark.parametrize(
     ("flag", "error"),
     [
-        ("tokenLimitReached", RateLimitError),
+        ("tokenLimitReached", ServiceError),
         ("ipBanned", ServiceError),
         ("messageFlagged", ServiceError),
         ("pineconeError", ServiceError),

@@ -258,7 +258,7 @@ NO_RETRY: dict[str, Any] = {"max_retries": 0}
     ("fault", "error", "match"),
     [
         (Fault.rate_limited(), RateLimitError, "429"),
-        (Fault.token_limit(), RateLimitError, "token limit"),
+        (Fault.token_limit(), ServiceError, "token limit"),
         (Fault.cloudflare(403), CloudflareError, "Cloudflare"),
         (Fault.cloudflare(503), CloudflareError, "Cloudflare"),
         (Fault.server_error(500), HTTPStatusError, "HTTP 500"),
@@ -318,8 +318,9 @@ async def test_message_that_sanitizes_to_nothing(site: Site, emulator: SiteEmula
 async def test_token_limit_of_the_plugin(site: Site, emulator: SiteEmulator) -> None:
     emulator.token_limit = 1
     await site.create_async("", USER_HELLO)
-    with pytest.raises(RateLimitError, match="token limit"):
+    with pytest.raises(ServiceError, match="token limit") as caught:
         await site.create_async("", USER_HELLO)
+    assert caught.value.kind == "token_limit"
     assert emulator.posts == 2  # a token limit is not retried
 
 

@@ -235,7 +235,7 @@ async def test_retry_after_beyond_the_deadline_gives_up_at_once(
         (Fault.cloudflare(403), CloudflareError),
         (Fault.cloudflare(503), CloudflareError),
         (Fault.upstream_error("Upstream says no"), ServiceError),
-        (Fault.token_limit(), RateLimitError),
+        (Fault.token_limit(), ServiceError),
         (Fault.status(404, "nope"), HTTPStatusError),
     ],
 )
