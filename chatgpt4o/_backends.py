@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
+from ._config import describe_proxy
 from ._constants import FALLBACK_USER_AGENT
 from ._exceptions import ProviderConnectionError, ProviderError, ProviderTimeoutError, redact
 
@@ -29,7 +30,6 @@ __all__ = [
     "RawResponse",
     "backend_of",
     "close_client",
-    "describe_proxy",
     "open_client",
     "pick_backend",
     "send",
@@ -43,18 +43,6 @@ BACKENDS: tuple[Backend, ...] = ("curl_cffi", "httpx")
 # memory of an answer read whole).
 _MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 _INSTALL_HINT = {"curl_cffi": "pip install curl_cffi", "httpx": "pip install httpx"}
-
-
-def describe_proxy(proxy: str) -> str:
-    """The proxy as it may be shown: scheme, host and port, never the password."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(proxy)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or '?'}{port}"
 
 
 def _importable(backend: Backend) -> bool:

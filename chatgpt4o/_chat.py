@@ -39,11 +39,12 @@ from ._cli import (
     _seconds,
     _write,
 )
+from ._config import check_proxy
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._exceptions import ModelNotSupportedError, ProviderError, redact
 from ._messages import format_prompt
 from ._provider import Chatgpt4o
-from ._session import aclose_shared_sessions, check_proxy
+from ._session import aclose_shared_sessions
 from ._version import __version__
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ import asyncio
 import functools
 import logging
 import math
-import re
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -33,6 +32,7 @@ from ._base import (
     AsyncProvider,
     ProviderModelMixin,
 )
+from ._config import check_cookies, check_retries, check_timeout
 from ._constants import (
     BROWSER_HEADERS,
     DEFAULT_IMPERSONATE,
@@ -85,51 +85,9 @@ _T = TypeVar("_T")
 _ERROR_BODY_BYTES = 64 * 1024
 
 
-def _check_timeout(timeout: object) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if not timeout > 0:
-        raise ValueError(f"timeout must be more than 0 seconds, got {timeout!r}")
-    return None if math.isinf(timeout) else float(timeout)
-
-
-# RFC 6265: a cookie name is a token; a value has no space, quote, comma, semicolon,
-# backslash or control character, and is ASCII.
-_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_COOKIE_VALUE = re.compile(r'"?[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*"?')
-
-
-def _check_cookies(cookies: object) -> dict[str, str]:
-    if cookies is None:
-        return {}
-    if not isinstance(cookies, Mapping):
-        raise TypeError(f"cookies must be a dict of name to value, not {type(cookies).__name__}")
-    checked: dict[str, str] = {}
-    for name, value in cookies.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError(f"cookie {name!r}: names and values must be str")
-        if not _COOKIE_NAME.fullmatch(name):
-            raise ValueError(f"cookie {name!r}: not a valid cookie name")
-        if not _COOKIE_VALUE.fullmatch(value):  # the value itself is never shown
-            raise ValueError(
-                f"cookie {name!r}: its value has characters a cookie cannot carry (space, "
-                "quote, comma, semicolon, backslash, control or non-ASCII characters)"
-            )
-        checked[name] = value
-    return checked
-
-
 @functools.cache
 def _retry_policy(max_retries: int) -> RetryPolicy:
     return RetryPolicy(max_retries=max_retries)
-
-
-def _check_retries(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"max_retries must be a whole number >= 0, got {value!r}")
-    return value
 
 
 @dataclass
@@ -328,12 +286,12 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
             if site.scheme not in ("http", "https") or not site.hostname:
                 raise ValueError(f"{cls.__name__}.url must be an http(s) URL, got {cls.url!r}")
             cls._checked_url = cls.url
-        max_retries = _check_retries(options.pop("max_retries", cls.max_retries))
-        user_cookies = _check_cookies(cookies)
+        max_retries = check_retries(options.pop("max_retries", cls.max_retries))
+        user_cookies = check_cookies(cookies)
         session = StreamSession(
             headers=BROWSER_HEADERS,
             proxy=proxy,  # checked by the session
-            timeout=_check_timeout(timeout),
+            timeout=check_timeout(timeout),
             impersonate=options.pop("impersonate", cls.impersonate),
             verify=options.pop("verify", cls.verify),
             backend=options.pop("backend", cls.backend),

@@ -28,18 +28,17 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from ._backends import (
     Backend,
     Outgoing,
     RawResponse,
     close_client,
-    describe_proxy,
     open_client,
     pick_backend,
     send,
 )
+from ._config import check_proxy, describe_proxy
 from ._constants import DEFAULT_IMPERSONATE, DEFAULT_TIMEOUT
 from ._exceptions import HTTPStatusError, ResponseError, redact
 
@@ -58,30 +57,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Method = Literal["GET", "POST"]
-_PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
-
-
-def check_proxy(proxy: object) -> str | None:
-    """Validate a proxy URL before any I/O; return it, or None for no proxy."""
-    if proxy is None or proxy == "":
-        return None
-    if not isinstance(proxy, str):
-        raise TypeError(f"proxy must be a URL string, not {type(proxy).__name__}")
-    parts = urlsplit(proxy)
-    shown = describe_proxy(proxy)  # never the password, even a malformed one
-    if parts.scheme.lower() not in _PROXY_SCHEMES or not parts.hostname:
-        raise ValueError(
-            f"proxy must look like scheme://[user:password@]host:port with a scheme of "
-            f"{', '.join(_PROXY_SCHEMES)}; got {shown!r}"
-        )
-    try:
-        parts.port  # noqa: B018 - parsing it validates it
-    except ValueError as err:
-        raise ValueError(
-            f"proxy {shown!r} could not be read: a bad port, or a password with '/', '@' "
-            "or ':' that is not percent-encoded"
-        ) from err
-    return proxy
 
 
 # -- shared clients, one pool per event loop (or per scope) ------------------------------

@@ -1,0 +1,1 @@
+"""HTTP transports: the interface, curl_cffi, httpx, and a mock for tests."""
