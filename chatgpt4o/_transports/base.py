@@ -196,7 +196,7 @@ class AsyncTransport(ABC):
     async def send(self, request: Request) -> Response:
         """Send `request`; transport failures raise `ProviderConnectionError`."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - most transports hold nothing
         """Release what the transport holds (a client it owns); idempotent."""
 
     async def __aenter__(self) -> AsyncTransport:
