@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 import math
+import re
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -25,14 +26,14 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from urllib.parse import urlsplit
 
 from ._base import (
     AsyncProvider,
     ProviderModelMixin,
 )
-from ._config import check_cookies, check_retries, check_timeout
+from ._config import check_cookies, check_retries, check_site_url, check_timeout
 from ._constants import (
     BROWSER_HEADERS,
     DEFAULT_IMPERSONATE,
@@ -76,6 +77,9 @@ from ._session import (
 )
 
 __all__ = ["Chatgpt4o"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +126,9 @@ class _Call:
     session: StreamSession
     retry: RetryPolicy
     user_cookies: dict[str, str] = field(repr=False)
+
+
+_bound_sites: dict[tuple[type, str], type] = {}
 
 
 class Chatgpt4o(AsyncProvider, ProviderModelMixin):
@@ -256,6 +263,29 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin):
         """`async with Chatgpt4o.session():` calls inside the block (and the tasks it
         starts) get HTTP sessions of their own, closed when the block ends."""
         return session_scope()
+
+    @classmethod
+    def for_site(cls, url: str) -> type[Self]:
+        """A subclass bound to the site at `url`, with a cache of its own.
+
+        The same class comes back for the same `url` (so its cache is shared by the
+        calls that ask for it); `working` is True and `label` is the site's host.
+        """
+        url = check_site_url(url)
+        key = (cls, url)
+        bound = _bound_sites.get(key)
+        if bound is None:
+            host = urlsplit(url).netloc
+            name = f"{cls.__name__}_" + re.sub(r"\W", "_", host)
+            metaclass: type[type] = type(cls)
+            bound = metaclass(
+                name,
+                (cls,),
+                {"url": url, "working": True, "label": host, "__module__": cls.__module__},
+            )
+            bound.__qualname__ = name
+            _bound_sites[key] = bound
+        return cast("type[Self]", bound)
 
     @classmethod
     def reset_cache(cls) -> None:
