@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 __all__ = [
+    "BODY_PREVIEW_CHARS",
     "BROWSER_HEADERS",
     "DEFAULT_IMPERSONATE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MODEL",
     "DEFAULT_SITE_URL",
     "DEFAULT_TIMEOUT",
+    "ERROR_BODY_BYTES",
     "FALLBACK_USER_AGENT",
     "INITIAL_RETRY_DELAY",
+    "MAX_DOWNLOAD_BYTES",
     "MAX_PAGE_BYTES",
+    "MAX_REQUEST_TIMEOUT",
     "MAX_RESPONSE_BYTES",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
     "MODEL_ALIASES",
+    "PAGE_DRAIN_BYTES",
     "RETRY_JITTER",
 ]
 
@@ -41,8 +46,21 @@ RETRY_JITTER = 0.25
 #: The page scrape stops reading after this many bytes (themes inline a lot, but the
 #: widget sits in the first few megabytes; a runaway page must not eat memory).
 MAX_PAGE_BYTES = 8 * 1024 * 1024
-#: An admin-ajax answer (plain or streamed) larger than this is refused.
+#: Once the chat widget is found, the page is still read up to this much further, so
+#: a page that ends soon after leaves its keep-alive connection reusable.
+PAGE_DRAIN_BYTES = 1024 * 1024
+#: A chat answer (plain or streamed) larger than this is refused.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+#: How much of an error answer is read to tell what it is.
+ERROR_BODY_BYTES = 64 * 1024
+#: Any body larger than this is refused by the transport itself (the parsers stop far
+#: earlier; this guards the memory of an answer read whole).
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+#: The longest time handed to an HTTP library for one request (curl's millisecond timer
+#: must not overflow); a later deadline is still kept by the deadline's own timer.
+MAX_REQUEST_TIMEOUT = 30 * 24 * 3600.0
+#: How much of a server's body an error message shows.
+BODY_PREVIEW_CHARS = 200
 
 #: curl_cffi browser profile: TLS and HTTP/2 fingerprints of a current Chrome.
 DEFAULT_IMPERSONATE = "chrome"

@@ -17,6 +17,7 @@ import math
 import sys
 from types import TracebackType
 
+from ._constants import MAX_REQUEST_TIMEOUT
 from ._exceptions import ProviderTimeoutError
 
 __all__ = ["Deadline"]
@@ -24,9 +25,6 @@ __all__ = ["Deadline"]
 # Retry sleeps go through this name, so tests can skip them without touching the clock.
 _sleep = asyncio.sleep
 
-# The longest time handed to curl for one request (its millisecond timer must not
-# overflow); a call with a later deadline is still bounded by the deadline's own timer.
-_MAX_REQUEST_TIMEOUT = 30 * 24 * 3600.0
 
 
 class Deadline:
@@ -57,7 +55,7 @@ class Deadline:
     def request_timeout(self) -> float | None:
         """What to hand curl for the next request: the time left, or no limit."""
         left = self.remaining()
-        return None if math.isinf(left) else min(left, _MAX_REQUEST_TIMEOUT)
+        return None if math.isinf(left) else min(left, MAX_REQUEST_TIMEOUT)
 
     def expired(self) -> ProviderTimeoutError:
         return ProviderTimeoutError(

@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from ._constants import BODY_PREVIEW_CHARS
+
 __all__ = [
     "CloudflareError",
     "HTTPStatusError",
@@ -44,12 +46,11 @@ __all__ = [
     "ScrapeError",
     "ServiceError",
     "ServiceErrorKind",
+    "StaleCredentials",
     "redact",
     "trim",
 ]
 
-#: How much of a server's body an error message shows.
-BODY_PREVIEW_CHARS = 200
 
 # userinfo in URLs (proxy passwords); nonce, cookie and password fields as a form,
 # a query string or JSON writes them (key=value, "key":"value"); cookie headers.
@@ -189,6 +190,18 @@ class ResponseError(ProviderError):
 
 class ScrapeError(ResponseError):
     """The page has no chat widget data: no post ID or no nonce."""
+
+
+class StaleCredentials(ProviderError):
+    """The site rejected the credentials read from its page (an expired nonce).
+
+    Not public: the engine loads the page again once and retries; a second rejection
+    becomes `NonceError`.
+    """
+
+    def __init__(self, server_message: str) -> None:
+        self.server_message = server_message
+        super().__init__(server_message)
 
 
 # Tracebacks and reprs show the public name (`chatgpt4o.NonceError`), where users import it.

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatgpt4o import ProviderError
-from chatgpt4o._protocol import (
+from chatgpt4o.protocols.wpaicg import (
     PageScraper,
     ReplyParser,
     check_status,

@@ -15,13 +15,13 @@ from chatgpt4o import (
     ScrapeError,
     ServiceError,
 )
-from chatgpt4o._protocol import (
+from chatgpt4o._exceptions import StaleCredentials
+from chatgpt4o.protocols.wpaicg import (
     CHATBOX_ACTION,
     SHORTCODE_ACTION,
     PageInfo,
     PageScraper,
     ReplyParser,
-    StaleNonceAnswer,
     build_form,
     check_status,
     new_client_id,
@@ -208,7 +208,7 @@ def test_success_answer_with_php_escaping() -> None:
     "message", ["Nonce verification failed", "Security check", "Invalid nonce. Reload the page."]
 )
 def test_stale_nonce_wordings(message: str) -> None:
-    with pytest.raises(StaleNonceAnswer):
+    with pytest.raises(StaleCredentials):
         parse_reply(php_json({"status": "error", "msg": message}))
 
 
@@ -361,11 +361,11 @@ def test_2xx_passes() -> None:
 
 def test_expired_link_page_is_a_stale_nonce_only_for_ajax() -> None:
     body = "<html><body><p>The link you followed has expired.</p></body></html>"
-    with pytest.raises(StaleNonceAnswer):
+    with pytest.raises(StaleCredentials):
         check_status(403, {}, body)
     with pytest.raises(HTTPStatusError):
         check_status(403, {}, body, ajax=False)
-    with pytest.raises(StaleNonceAnswer):
+    with pytest.raises(StaleCredentials):
         check_status(403, {}, "<p>Are you sure you want to do this?</p>")
 
 
@@ -374,7 +374,7 @@ CF_SCRIPT = '<script src="/cdn-cgi/challenge-platform/scripts/jsd/main.js"></scr
 
 def test_cloudflare_script_on_an_ordinary_page_is_not_a_challenge() -> None:
     # Cloudflare injects this script into every HTML page it serves.
-    with pytest.raises(StaleNonceAnswer):
+    with pytest.raises(StaleCredentials):
         check_status(403, {}, f"<p>The link you followed has expired.</p>{CF_SCRIPT}")
     with pytest.raises(HTTPStatusError) as caught:
         check_status(503, {"retry-after": "7"}, f"<h1>Maintenance</h1>{CF_SCRIPT}")
@@ -384,7 +384,7 @@ def test_cloudflare_script_on_an_ordinary_page_is_not_a_challenge() -> None:
 
 def test_a_translated_wp_die_page_is_a_stale_nonce() -> None:
     body = '<body id="error-page"><div class="wp-die-message">Der Link ist abgelaufen.</div>'
-    with pytest.raises(StaleNonceAnswer):
+    with pytest.raises(StaleCredentials):
         check_status(403, {}, body)
 
 

@@ -1,23 +1,26 @@
-"""The wire protocol of the AI Power chat plugin, as ../shared/PROTOCOL.md describes it.
+"""AI Power 1.8.79-2.2 ("wpaicg"): the admin-ajax chat protocol (docs/protocol.md §2-§4).
 
-Pure functions and small parsers, no I/O: scraping the page (§1, §5), building the
-admin-ajax form (§2), and reading the answers (§3, §4) into a reply or a typed error.
+Pure functions and small parsers, no I/O: scraping the page (§2), building the
+admin-ajax form (§3), and reading the answers (§4) into a reply or a typed error;
+`WpaicgProtocol` puts them behind the engine's protocol seam.
 Everything here runs in linear time on any input: the page is walked with plain
 searches, and the few regexes cannot backtrack, so a crafted page cannot stall a call.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+from urllib.parse import quote_plus, urlencode, urlsplit
 
-from ._constants import MAX_PAGE_BYTES, MAX_RESPONSE_BYTES
-from ._exceptions import (
+from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES, PAGE_DRAIN_BYTES
+from .._exceptions import (
     CloudflareError,
     HTTPStatusError,
     PluginUnavailableError,
@@ -28,7 +31,10 @@ from ._exceptions import (
     ServiceErrorKind,
     redact,
 )
-from ._retry import parse_retry_after
+from .._messages import Messages, format_prompt
+from .._retry import parse_retry_after
+from .._transports.base import Request
+from .base import ChatProtocol, PageReader, ReplyReader, StaleCredentials, Turn
 
 __all__ = [
     "AJAX_PATH",
@@ -37,7 +43,7 @@ __all__ = [
     "PageInfo",
     "PageScraper",
     "ReplyParser",
-    "StaleNonceAnswer",
+    "WpaicgProtocol",
     "build_form",
     "check_status",
     "new_client_id",
@@ -49,13 +55,10 @@ AJAX_PATH = "/wp-admin/admin-ajax.php"
 SHORTCODE_ACTION = "wpaicg_chat_shortcode_message"
 CHATBOX_ACTION = "wpaicg_chatbox_message"
 
-# -- §1 and §5: the page ---------------------------------------------------------------
+# -- §2: the page ---------------------------------------------------------------------
 
 # Class names of the chat widget: the shortcode, and the site-wide chatbox.
 _WIDGET_CLASSES = frozenset({"wpaicg-chat-shortcode", "wpaicg-chatbox"})
-# Once the widget is found, the rest of the page is still read up to this much, so a
-# page that ends soon after leaves its keep-alive connection reusable.
-_DRAIN_BYTES = 1024 * 1024
 # An opening tag longer than this is not the widget (real ones are under 2 KB).
 _MAX_TAG_BYTES = 64 * 1024
 _TAG_NAME_END = frozenset(b" \t\r\n\f/")
@@ -79,7 +82,11 @@ _SHORTLINK_POST = re.compile(r"""[?&]p=(\d{1,20})\b""")
 
 @dataclass(frozen=True)
 class PageInfo:
-    """What the chat needs from the page. The nonce is kept out of the repr."""
+    """What the chat needs from the page: the site's credentials for this protocol.
+
+    The nonce is kept out of the repr. The request's target, headers and the fixed
+    part of its form are worked out once per page load, not once per call.
+    """
 
     post_id: str
     nonce: str = field(repr=False)
@@ -90,6 +97,48 @@ class PageInfo:
     ajax_url: str | None = None
     #: The page's own URL, after redirects (set by the caller that fetched it).
     page_url: str | None = None
+    #: The site's address as the provider names it: the form's `url` field.
+    site_url: str = ""
+
+    @functools.cached_property
+    def target(self) -> str:
+        """admin-ajax.php of the site, after any redirect of the page.
+
+        The page's own `wpaicgParams.ajax_url` wins when it is on the page's host;
+        otherwise it sits under the page's (final) address.
+        """
+        page_url = self.page_url or self.site_url.rstrip("/") + "/"
+        if self.ajax_url:
+            named, final = urlsplit(self.ajax_url), urlsplit(page_url)
+            if (named.scheme, named.netloc) == (final.scheme, final.netloc):
+                return self.ajax_url
+        return page_url.split("?", 1)[0].rstrip("/") + AJAX_PATH
+
+    @functools.cached_property
+    def headers(self) -> dict[str, str]:
+        """The chat request's headers, as the plugin's browser script sends them."""
+        site = urlsplit(self.target)
+        return {
+            **BROWSER_HEADERS,
+            "content-type": "application/x-www-form-urlencoded; charset=UTF-8",
+            "origin": f"{site.scheme}://{site.netloc}",
+            "referer": self.page_url or self.site_url.rstrip("/") + "/",
+            "x-requested-with": "XMLHttpRequest",
+        }
+
+    @functools.cached_property
+    def form_parts(self) -> tuple[str, str]:
+        """The encoded form around the message: (before `message=`, after it up to the
+        visitor id), so a call only encodes its own message."""
+        before = urlencode(
+            {"_wpnonce": self.nonce, "post_id": self.post_id, "url": self.site_url,
+             "action": self.action}
+        )
+        after = urlencode(
+            {"bot_id": self.bot_id,
+             "chatbot_identity": "widget" if self.action == CHATBOX_ACTION else "shortcode"}
+        )
+        return before + "&message=", f"&{after}&wpaicg_chat_client_id="
 
 
 def _attributes(tag: str) -> dict[str, str]:
@@ -128,7 +177,7 @@ class PageScraper:
         if self.widget is None:
             self._find_widget()
             if self.widget is not None:
-                self._enough = min(self._max_bytes, self._scan + _DRAIN_BYTES)
+                self._enough = min(self._max_bytes, self._scan + PAGE_DRAIN_BYTES)
         return len(self._page) >= self._enough
 
     def _find_widget(self) -> None:
@@ -230,7 +279,7 @@ def scrape_page(html: str | bytes) -> PageInfo:
     return scraper.result()
 
 
-# -- §2: the request -------------------------------------------------------------------
+# -- §3: the request ----------------------------------------------------------------
 
 _CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -241,7 +290,7 @@ def new_client_id() -> str:
 
 
 def build_form(page: PageInfo, *, message: str, site_url: str, client_id: str) -> dict[str, str]:
-    """The admin-ajax form of PROTOCOL.md §2."""
+    """The admin-ajax form (docs/protocol.md §3), field by field."""
     return {
         "_wpnonce": page.nonce,
         "post_id": page.post_id,
@@ -254,7 +303,7 @@ def build_form(page: PageInfo, *, message: str, site_url: str, client_id: str) -
     }
 
 
-# -- §3 and §4: the answers ------------------------------------------------------------
+# -- §4: the answers -----------------------------------------------------------------
 
 # Every wording of "bad or expired nonce" the plugin and WordPress have used.
 _STALE_NONCE_MESSAGES = ("nonce verification failed", "security check")
@@ -264,17 +313,6 @@ _WP_DIE_MARKERS = ('id="error-page"', "wp-die-message")
 # Only challenge pages carry these; Cloudflare's "challenge-platform" script is injected
 # into ordinary pages too, so it proves nothing.
 _CLOUDFLARE_MARKERS = ("<title>just a moment...</title>", "cf-chl-", "cf_chl_")
-
-
-class StaleNonceAnswer(ServiceError):
-    """The site rejected the nonce (JSON §3a or the 403 page of §3a').
-
-    Internal: the provider re-scrapes once and retries; a second one becomes
-    `NonceError`.
-    """
-
-    def __init__(self, server_message: str) -> None:
-        super().__init__(server_message, prefix="The site rejected the chat nonce", kind="nonce")
 
 
 def _is_stale_nonce_message(message: str) -> bool:
@@ -305,7 +343,7 @@ def check_status(
     if ajax and status == 403 and headers.get("cf-mitigated", "").lower() != "challenge":
         lowered = body[:8192].lower()
         if any(marker in lowered for marker in _EXPIRED_LINK_MARKERS + _WP_DIE_MARKERS):
-            raise StaleNonceAnswer("The link you followed has expired.")
+            raise StaleCredentials("The link you followed has expired.")
     if _is_cloudflare(status, headers, body):
         raise CloudflareError(
             "Cloudflare challenged the request; pass the cf_clearance cookie (and the "
@@ -378,7 +416,7 @@ def _raise_for_plugin_error(answer: Mapping[str, Any]) -> None:
     unlabelled = "status" not in answer and "data" not in answer and bool(text)
     if answer.get("status") == "error" or unlabelled:
         if _is_stale_nonce_message(text):
-            raise StaleNonceAnswer(text)
+            raise StaleCredentials(text)
         raise ServiceError(text or "(no message)", kind=_refusal_kind(text))
 
 
@@ -393,7 +431,7 @@ def _decode(body: bytes) -> str:
 
 
 def _reply_from_json(text: str) -> str:
-    """The `data` of a plain JSON answer (§3a), or the typed error it stands for."""
+    """The `data` of a plain JSON answer (§4), or the typed error it stands for."""
     stripped = text.strip()
     if not stripped:
         raise ResponseError("Unexpected response: the answer is empty", body="")
@@ -416,8 +454,8 @@ def _reply_from_json(text: str) -> str:
 _EVENT_STREAM_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
 
 
-class ReplyParser:
-    """Reads an admin-ajax answer, plain JSON (§3a) or an event stream (§3b), as it comes.
+class ReplyParser(ReplyReader):
+    """Reads an admin-ajax answer, plain JSON (§4) or an event stream (§4), as it comes.
 
     `feed` takes the bytes as they arrive and returns the text pieces they complete;
     `close` checks the end of the answer and returns the whole reply. Both raise the
@@ -559,3 +597,72 @@ def parse_reply(body: bytes) -> str:
     parser = ReplyParser()
     parser.feed(body)
     return parser.close()
+
+
+# -- the seam ----------------------------------------------------------------------------
+
+
+def encode_form(page: PageInfo, *, message: str, client_id: str) -> bytes:
+    """`build_form` encoded as the browser sends it, reusing the page's fixed parts."""
+    before, after = page.form_parts
+    return f"{before}{quote_plus(message)}{after}{client_id}".encode("ascii")
+
+
+class _PageReader(PageReader[PageInfo]):
+    __slots__ = ("_scraper",)
+
+    def __init__(self) -> None:
+        self._scraper = PageScraper()
+
+    def feed(self, chunk: bytes) -> bool:
+        return self._scraper.feed(chunk)
+
+    def text(self) -> str:
+        return self._scraper.text
+
+    def result(self, *, page_url: str, site_url: str) -> PageInfo:
+        return replace(self._scraper.result(), page_url=page_url, site_url=site_url)
+
+
+class WpaicgProtocol(ChatProtocol[PageInfo, str]):
+    """AI Power 1.8.79-2.2: one admin-ajax POST per turn, the conversation as one prompt."""
+
+    name: ClassVar[str] = "AI Power <= 2.2 (admin-ajax)"
+    missing: ClassVar[str] = "No post ID found: the page has no AI Power chat widget (data-post-id)"
+
+    def prepare(self, messages: Messages) -> str:
+        prompt = format_prompt(messages)
+        if not prompt.strip():
+            raise ValueError("messages: the prompt is empty; the site would refuse it")
+        return prompt
+
+    def page_reader(self) -> PageReader[PageInfo]:
+        return _PageReader()
+
+    def usable(self, credentials: PageInfo) -> bool:
+        return bool(credentials.post_id and credentials.nonce)
+
+    def turn(self, credentials: PageInfo, prepared: str, *, visitor: str, stream: bool) -> Turn:
+        # One request: nothing to ask first (the yield below only makes this a generator).
+        return Request(
+            "POST",
+            credentials.target,
+            headers=credentials.headers,
+            content=encode_form(credentials, message=prepared, client_id=visitor),
+            follow_redirects=False,  # a redirect would turn the POST into a GET
+        )
+        yield  # pragma: no cover
+
+    def reply_reader(self, credentials: PageInfo) -> ReplyReader:
+        return ReplyParser()
+
+    def read_reply(self, credentials: PageInfo, body: bytes) -> str:
+        return parse_reply(body)
+
+    def check_answer(
+        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+    ) -> None:
+        check_status(status, headers, body, ajax=not page)
+
+    def new_visitor_id(self) -> str:
+        return new_client_id()

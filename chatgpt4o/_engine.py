@@ -1,0 +1,428 @@
+"""The call engine, shared by every plugin protocol.
+
+One call:
+
+1. `Engine.prepare` checks every argument and lets the protocol check the messages,
+   before any I/O;
+2. the site's credentials come from its cache (`SiteState`), or from one load of the
+   page however many calls wait for it (single flight, per event loop);
+3. the protocol's requests for the turn go out through the call's transport, and the
+   answer is read whole (`reply`) or as a `ReplyStream` (`stream`);
+4. one retry loop (`Retrying.run`) and one deadline cover all of it: rejected
+   credentials are loaded afresh once, transport errors and retryable statuses are
+   retried within one budget per call.
+
+The engine knows no plugin: everything about the wire format is asked of the
+`ChatProtocol` (docs/protocol.md §5 describes a call step by step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ._config import check_cookies, check_proxy, check_retries, check_timeout
+from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES
+from ._deadline import Deadline
+from ._exceptions import NonceError, ScrapeError, StaleCredentials, redact
+from ._messages import Messages
+from ._pool import Backend, loop_local, pick_backend, transport_for, wrap_client
+from ._retry import Retrying, retry_policy
+from ._streaming import ReplyStream
+from ._transports.base import AsyncTransport, Request, Response
+from .protocols.base import Answer, ChatProtocol
+
+__all__ = ["Call", "Engine", "SiteState", "TransportSettings"]
+
+logger = logging.getLogger(__name__)
+
+Credentials = TypeVar("Credentials")
+Prepared = TypeVar("Prepared")
+_T = TypeVar("_T")
+
+_PAGE_HEADERS = {**BROWSER_HEADERS, "accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+_FRESH_PAGE_HEADERS = {**_PAGE_HEADERS, "cache-control": "no-cache", "pragma": "no-cache"}
+
+
+class SiteState(Generic[Credentials]):
+    """Everything the library keeps about one site: one object per provider class.
+
+    The credentials read from its page, the cookies it set, and the visitor id a
+    browser would keep. Forgetting the site is replacing this object.
+    """
+
+    __slots__ = ("__weakref__", "cookies", "credentials", "visitor")
+
+    def __init__(self) -> None:
+        self.credentials: Credentials | None = None
+        self.cookies: dict[str, str] = {}
+        self.visitor: str | None = None
+
+    def __repr__(self) -> str:
+        known = "credentials" if self.credentials is not None else "nothing"
+        return f"<SiteState: {known}, {len(self.cookies)} cookies>"
+
+
+@dataclass
+class _PageLoads:
+    """One site's page load under way in one event loop, if any."""
+
+    under_way: asyncio.Future[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """How a call reaches the site: a transport given outright, a user's own client,
+    or a shared one of `backend` built with these settings."""
+
+    backend: Backend | None
+    proxy: str | None
+    impersonate: str
+    verify: bool | str
+    transport: AsyncTransport | None = None
+    client: object | None = None
+
+    async def open(self) -> AsyncTransport:
+        if self.transport is not None:
+            return self.transport
+        if self.client is not None:
+            return wrap_client(self.client)
+        assert self.backend is not None
+        return await transport_for(self.backend, self.proxy, self.impersonate, self.verify)
+
+
+@dataclass(slots=True)
+class Call(Generic[Prepared]):
+    """One call's settings, checked before any I/O; the deadline starts with `begin`."""
+
+    prepared: Prepared
+    timeout: float | None
+    max_retries: int
+    settings: TransportSettings
+    user_cookies: dict[str, str] = field(repr=False)
+
+
+@dataclass(slots=True)
+class _Running(Generic[Prepared]):
+    """A call under way: its transport, deadline and retry budget."""
+
+    call: Call[Prepared]
+    transport: AsyncTransport
+    deadline: Deadline
+    retrying: Retrying
+    #: Credentials the site rejected in this call: the next attempt loads the page.
+    stale: object | None = None
+
+
+class Engine(Generic[Credentials, Prepared]):
+    """Calls to one site through one protocol; `label` names it in logs."""
+
+    __slots__ = ("label", "page_url", "protocol", "site", "url")
+
+    def __init__(
+        self,
+        protocol: ChatProtocol[Credentials, Prepared],
+        site: SiteState[Credentials],
+        url: str,
+        label: str,
+    ) -> None:
+        self.protocol = protocol
+        self.site = site
+        self.url = url
+        self.page_url = url.rstrip("/") + "/"
+        self.label = label
+
+    # -- before any I/O --------------------------------------------------------------
+
+    def prepare(
+        self,
+        messages: Messages,
+        *,
+        proxy: object,
+        timeout: object,
+        cookies: object,
+        max_retries: object,
+        backend: object,
+        impersonate: str,
+        verify: bool | str,
+        transport: AsyncTransport | None,
+        client: object | None,
+    ) -> Call[Prepared]:
+        """Check every argument of a call; raises TypeError or ValueError (or
+        ImportError for a backend that is not installed)."""
+        prepared = self.protocol.prepare(messages)
+        if transport is not None and not isinstance(transport, AsyncTransport):
+            raise TypeError(
+                f"transport must be an AsyncTransport, not {type(transport).__name__}"
+            )
+        checked_proxy = check_proxy(proxy)
+        settings = TransportSettings(
+            backend=pick_backend(backend, client) if transport is None else None,
+            proxy=checked_proxy,
+            impersonate=impersonate,
+            verify=verify,
+            transport=transport,
+            client=client,
+        )
+        return Call(
+            prepared=prepared,
+            timeout=check_timeout(timeout),
+            max_retries=check_retries(max_retries),
+            settings=settings,
+            user_cookies=check_cookies(cookies),
+        )
+
+    # -- the call --------------------------------------------------------------------
+
+    async def reply(self, call: Call[Prepared]) -> str:
+        """The whole reply, read at once."""
+        running = await self._begin(call)
+        try:
+            return await running.retrying.run(
+                lambda: self._attempt(running, self._ask), self._on_stale(running)
+            )
+        except StaleCredentials as err:
+            raise self._nonce_error(running, err) from None
+        finally:
+            running.deadline.close()
+
+    async def stream(self, call: Call[Prepared]) -> ReplyStream:
+        """The reply as a `ReplyStream`, opened up to its first piece (retries are
+        only possible until then). The stream owns the call's deadline."""
+        running = await self._begin(call)
+        try:
+            return await running.retrying.run(
+                lambda: self._attempt(running, self._open), self._on_stale(running)
+            )
+        except StaleCredentials as err:
+            running.deadline.close()
+            raise self._nonce_error(running, err) from None
+        except BaseException:
+            running.deadline.close()
+            raise
+
+    async def _begin(self, call: Call[Prepared]) -> _Running[Prepared]:
+        deadline = Deadline(call.timeout)
+        transport = await call.settings.open()
+        return _Running(
+            call=call,
+            transport=transport,
+            deadline=deadline,
+            retrying=Retrying(retry_policy(call.max_retries), deadline, self.label),
+        )
+
+    async def _attempt(
+        self,
+        running: _Running[Prepared],
+        step: Callable[[_Running[Prepared], Credentials], Awaitable[_T]],
+    ) -> _T:
+        credentials = await self._credentials(running)
+        try:
+            return await step(running, credentials)
+        except StaleCredentials:
+            running.stale = credentials
+            raise
+
+    def _on_stale(self, running: _Running[Prepared]) -> Callable[[StaleCredentials], None]:
+        def note(error: StaleCredentials) -> None:
+            logger.info("%s: the site rejected its nonce; loading the page again", self.label)
+
+        return note
+
+    def _nonce_error(self, running: _Running[Prepared], error: StaleCredentials) -> NonceError:
+        if self.site.credentials is running.stale:
+            self.site.credentials = None  # dead: the next call starts from the page
+        return NonceError(
+            error.server_message,
+            prefix="The site rejected the chat nonce again after a fresh scrape",
+            kind="nonce",
+        )
+
+    # -- credentials: cached, or one page load however many calls wait ---------------
+
+    def _cached(self, stale: object | None) -> Credentials | None:
+        credentials = self.site.credentials
+        if credentials is None or credentials is stale or not self.protocol.usable(credentials):
+            return None
+        return credentials
+
+    async def _credentials(self, running: _Running[Prepared]) -> Credentials:
+        """This site's credentials: cached, or read from one load of its page.
+
+        Calls that find a page load under way wait for it and share its outcome,
+        credentials or error. After rejected credentials the page is loaded past any
+        page cache.
+        """
+        cached = self._cached(running.stale)
+        if cached is not None:
+            return cached
+        loads = await loop_local(self.site, _PageLoads)
+        while True:
+            cached = self._cached(running.stale)
+            if cached is not None:
+                return cached
+            under_way = loads.under_way
+            if under_way is None:
+                break
+            async with running.deadline.scope():
+                await asyncio.wait([under_way])
+            credentials: Credentials | None = under_way.result()  # the leader's error
+            if credentials is not None and credentials is not running.stale:
+                return credentials
+            # the leader was cancelled before it knew, or read what this call
+            # found stale: look again, maybe lead
+        under_way = asyncio.get_running_loop().create_future()
+        loads.under_way = under_way
+        try:
+            credentials = await self._load_page(running, fresh=running.stale is not None)
+        except asyncio.CancelledError:
+            under_way.set_result(None)
+            raise
+        except BaseException as err:
+            under_way.set_exception(err)
+            under_way.exception()  # retrieved: waiters may be none
+            raise
+        finally:
+            loads.under_way = None
+        self.site.credentials = credentials
+        under_way.set_result(credentials)
+        return credentials
+
+    async def _load_page(self, running: _Running[Prepared], *, fresh: bool) -> Credentials:
+        """GET the page and read the credentials, reading no more than needed.
+
+        `fresh` asks past page caches, the usual keepers of stale nonces.
+        """
+        url = self.page_url
+        if fresh:
+            url += ("&" if "?" in url else "?") + f"_={time.time_ns() // 1_000_000}"
+        logger.debug("%s: scraping %s", self.label, redact(url))
+        reader = self.protocol.page_reader()
+        async with running.deadline.scope():
+            response = await running.transport.send(
+                Request(
+                    "GET",
+                    url,
+                    headers=_FRESH_PAGE_HEADERS if fresh else _PAGE_HEADERS,
+                    cookies=self._cookies(running),
+                    timeout=running.deadline.request_timeout(),
+                    stream=True,
+                )
+            )
+            try:
+                self._keep_cookies(response)
+                while chunk := await response.read_chunk():
+                    if reader.feed(chunk):
+                        break  # enough: the rest of the page says nothing more
+            finally:
+                await response.aclose()
+        self.protocol.check_answer(
+            response.status_code, response.headers, reader.text(), page=True
+        )
+        credentials = reader.result(page_url=response.url or url, site_url=self.url)
+        if credentials is None:
+            raise ScrapeError(self.protocol.missing, body=reader.text())
+        return credentials
+
+    # -- the turn's requests ---------------------------------------------------------
+
+    def _cookies(self, running: _Running[Prepared]) -> Mapping[str, str]:
+        user = running.call.user_cookies
+        if not user:
+            return self.site.cookies
+        return {**self.site.cookies, **user}
+
+    def _keep_cookies(self, response: Response) -> None:
+        if response.cookies:
+            self.site.cookies = {**self.site.cookies, **response.cookies}
+
+    def _visitor(self) -> str:
+        # One id per visitor, as the browser keeps it, so per-visitor limits apply fairly.
+        visitor = self.site.visitor
+        if visitor is None:
+            visitor = self.site.visitor = self.protocol.new_visitor_id()
+        return visitor
+
+    async def _send(
+        self, running: _Running[Prepared], request: Request, *, stream: bool
+    ) -> Response:
+        request.cookies = self._cookies(running)
+        request.stream = stream
+        debug = logger.isEnabledFor(logging.DEBUG)  # redacting costs more than logging
+        if debug:
+            logger.debug("%s: %s %s", self.label, request.method, redact(request.url))
+        async with running.deadline.scope():
+            request.timeout = running.deadline.request_timeout()
+            response = await running.transport.send(request)
+        if debug:
+            logger.debug("%s: %s %s -> %s", self.label, request.method, redact(request.url),
+                         response.status_code)
+        self._keep_cookies(response)
+        return response
+
+    async def _last_request(
+        self, running: _Running[Prepared], credentials: Credentials, *, stream: bool
+    ) -> Request:
+        """Run the turn's preliminary requests, if it has any; its last request."""
+        turn = self.protocol.turn(
+            credentials, running.call.prepared, visitor=self._visitor(), stream=stream
+        )
+        try:
+            request = next(turn)
+            while True:
+                response = await self._send(running, request, stream=False)
+                async with running.deadline.scope():
+                    body = await response.aread()
+                request = turn.send(
+                    Answer(response.status_code, response.headers, body, response.url)
+                )
+        except StopIteration as done:
+            last: Request = done.value
+            return last
+
+    async def _ask(self, running: _Running[Prepared], credentials: Credentials) -> str:
+        """One try at the whole reply, read in one piece (plain JSON or a stream)."""
+        request = await self._last_request(running, credentials, stream=False)
+        response = await self._send(running, request, stream=False)
+        async with running.deadline.scope():
+            body = await response.aread()
+        if not response.ok:
+            self.protocol.check_answer(
+                response.status_code,
+                response.headers,
+                body[:ERROR_BODY_BYTES].decode("utf-8", "replace"),
+            )
+        return self.protocol.read_reply(credentials, body)
+
+    async def _open(
+        self, running: _Running[Prepared], credentials: Credentials
+    ) -> ReplyStream:
+        """One try at a streamed reply, read up to its first piece (or its end).
+
+        Everything that can still be retried happens here: the status, an error in
+        place of the stream, a stream that fails before it says anything.
+        """
+        request = await self._last_request(running, credentials, stream=True)
+        response = await self._send(running, request, stream=True)
+        if not response.ok:
+            try:
+                async with running.deadline.scope():
+                    body = await _read_some(response)
+            finally:
+                await response.aclose()
+            self.protocol.check_answer(response.status_code, response.headers, body)
+        stream = ReplyStream(response, self.protocol.reply_reader(credentials), running.deadline)
+        await stream.start()
+        return stream
+
+
+async def _read_some(response: Response) -> str:
+    """The start of an error answer, enough to tell what it is."""
+    body = bytearray()
+    while len(body) < ERROR_BODY_BYTES and (chunk := await response.read_chunk()):
+        body += chunk
+    return bytes(body[:ERROR_BODY_BYTES]).decode("utf-8", "replace")

@@ -1,0 +1,1 @@
+"""The WordPress chat plugins' wire protocols, one module each, behind one seam (`base`)."""

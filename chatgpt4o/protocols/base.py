@@ -1,0 +1,143 @@
+"""The protocol seam: what the call engine needs from one WordPress chat plugin.
+
+A protocol knows one plugin's wire format and nothing else. It reads a page into the
+site's credentials (or says the page does not run its plugin), describes the
+request(s) of one chat turn as data, reads an answer (plain or streamed) into text
+pieces, and sorts an error answer into a typed error. It does no I/O and keeps no
+state between calls: the engine fetches, sends, retries, caches and times.
+
+A turn is a generator (`ChatProtocol.turn`): it may yield preliminary requests, each
+answered with the whole `Answer`, and returns the request whose answer is the reply.
+A plugin that needs one request returns it at once.
+
+See docs/protocol.md for the wire formats themselves.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, TypeVar
+
+from .._exceptions import StaleCredentials
+from .._messages import Messages
+from .._transports.base import Request
+
+__all__ = [
+    "Answer",
+    "ChatProtocol",
+    "PageReader",
+    "ReplyReader",
+    "StaleCredentials",
+    "Turn",
+]
+
+#: A protocol's credentials for one site (what it read from the page).
+Credentials = TypeVar("Credentials")
+#: A protocol's checked form of one call's messages.
+Prepared = TypeVar("Prepared")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole answer to a preliminary request of a turn."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    body: bytes = field(repr=False)
+    url: str = ""
+
+
+#: One turn: preliminary requests out, their answers in, the reply's request returned.
+Turn = Generator[Request, Answer, Request]
+
+
+class PageReader(ABC, Generic[Credentials]):
+    """Reads a page as it arrives; `feed` says when reading more is pointless."""
+
+    @abstractmethod
+    def feed(self, chunk: bytes) -> bool:
+        """Take the next piece of the page; True once enough has been read."""
+
+    @abstractmethod
+    def text(self) -> str:
+        """The page read so far, for error messages."""
+
+    @abstractmethod
+    def result(self, *, page_url: str, site_url: str) -> Credentials | None:
+        """The site's credentials; None when the page shows no trace of this plugin.
+
+        Raises `ScrapeError` when the plugin is there but its data is unusable.
+        `page_url` is the page's final address (after redirects).
+        """
+
+
+class ReplyReader(ABC):
+    """Reads one answer body into reply pieces, whatever its shape."""
+
+    @abstractmethod
+    def feed(self, chunk: bytes) -> list[str]:
+        """The reply pieces this chunk completes (often none); raises typed errors."""
+
+    @abstractmethod
+    def close(self) -> str:
+        """The body has ended: the whole reply, or the typed error if it ended badly."""
+
+
+class ChatProtocol(ABC, Generic[Credentials, Prepared]):
+    """One plugin's wire format. Instances hold configuration only, never call state."""
+
+    #: Shown in messages and logs: the plugin and the versions this protocol speaks.
+    name: ClassVar[str]
+    #: Said when a page has no trace of the plugin (a `ScrapeError`).
+    missing: ClassVar[str]
+
+    @abstractmethod
+    def prepare(self, messages: Messages) -> Prepared:
+        """Check the conversation and put it in the form `turn` uses; no I/O.
+
+        Raises TypeError or ValueError for messages the plugin cannot take.
+        """
+
+    @abstractmethod
+    def page_reader(self) -> PageReader[Credentials]:
+        """A reader for one load of the page."""
+
+    def usable(self, credentials: Credentials) -> bool:
+        """False for credentials that cannot make a request (incomplete ones)."""
+        return True
+
+    @abstractmethod
+    def turn(
+        self, credentials: Credentials, prepared: Prepared, *, visitor: str, stream: bool
+    ) -> Turn:
+        """The requests of one chat turn (see `Turn`).
+
+        `visitor` is the site-wide visitor id the engine keeps; `stream` asks for a
+        streamed reply where the site can give one.
+        """
+
+    @abstractmethod
+    def reply_reader(self, credentials: Credentials) -> ReplyReader:
+        """A reader for the answer to the turn's last request."""
+
+    def read_reply(self, credentials: Credentials, body: bytes) -> str:
+        """The reply in a whole answer body (the answer was read at once)."""
+        reader = self.reply_reader(credentials)
+        reader.feed(body)
+        return reader.close()
+
+    @abstractmethod
+    def check_answer(
+        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+    ) -> None:
+        """Raise the typed error for an answer that is not a success; return otherwise.
+
+        `body` is the start of the answer (decoded); `page` says it answered a page load
+        rather than a chat request. Raises `StaleCredentials` for rejected credentials.
+        """
+
+    @abstractmethod
+    def new_visitor_id(self) -> str:
+        """A fresh visitor id, as a browser makes one on its first visit."""
