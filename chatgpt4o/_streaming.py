@@ -53,6 +53,8 @@ class ReplyStream:
         return self
 
     async def __anext__(self) -> str:
+        if self._closed:
+            raise StopAsyncIteration
         while self._index >= len(self._pieces):
             if self._ended:
                 await self.aclose()

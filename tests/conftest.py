@@ -1,4 +1,5 @@
-"""Shared fixtures: a site emulator on loopback in the test's own event loop."""
+"""Shared fixtures: a site emulator on loopback in the test's own event loop, a provider
+bound to it, and retry sleeps that are recorded instead of slept."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chatgpt4o import Chatgpt4o
+from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import SiteEmulator
 
 USER_HELLO = [{"role": "user", "content": "Привет!"}]
@@ -20,9 +22,19 @@ async def emulator() -> AsyncIterator[SiteEmulator]:
 
 @pytest.fixture
 def site(emulator: SiteEmulator) -> type[Chatgpt4o]:
-    """A provider for the emulated site, with a cache of its own."""
+    """`Chatgpt4o.for_site` of the emulator, its cache emptied (ports get reused)."""
+    provider = Chatgpt4o.for_site(emulator.url)
+    provider.reset_cache()
+    return provider
 
-    class LocalSite(Chatgpt4o):
-        url = emulator.url
 
-    return LocalSite
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retry sleeps are recorded and skipped; the deadline's clock is left alone."""
+    recorded: list[float] = []
+
+    async def record(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(deadline_module, "_sleep", record)
+    return recorded

@@ -18,7 +18,6 @@ from chatgpt4o import (
     ProviderConnectionError,
     ScrapeError,
 )
-from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
 
 from .conftest import USER_HELLO
@@ -32,15 +31,6 @@ def reply_for(emulator: SiteEmulator) -> str:
     return reply("Привет!") if callable(reply) else reply
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-
-    async def record(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(deadline_module, "_sleep", record)
-    return recorded
 
 
 async def consume(site: Site) -> str:

@@ -23,7 +23,6 @@ from chatgpt4o import (
     RateLimitError,
     ServiceError,
 )
-from chatgpt4o import _deadline as deadline_module
 from chatgpt4o._session import shared_session_count
 from chatgpt4o.testing import Fault, SiteEmulator
 
@@ -33,16 +32,6 @@ from .proxy import running_proxy
 Site = type[Chatgpt4o]
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Retry sleeps are recorded and skipped; the deadline's clock is left alone."""
-    recorded: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(deadline_module, "_sleep", fake_sleep)
-    return recorded
 
 
 def reply_for(emulator: SiteEmulator, message: str = "Привет!") -> str:
