@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._messages import Message, Messages, format_prompt
     from ._provider import Chatgpt4o
     from ._session import SessionScope, StreamResponse, StreamSession
+    from ._streaming import ReplyStream
 
 __all__ = [
     "AsyncGeneratorProvider",
@@ -51,6 +52,7 @@ __all__ = [
     "ProviderModelMixin",
     "ProviderTimeoutError",
     "RateLimitError",
+    "ReplyStream",
     "ResponseError",
     "ScrapeError",
     "ServiceError",
@@ -81,6 +83,7 @@ _HOMES = {
     "._messages": ("Message", "Messages", "format_prompt"),
     "._provider": ("Chatgpt4o",),
     "._session": ("SessionScope", "StreamResponse", "StreamSession"),
+    "._streaming": ("ReplyStream",),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
