@@ -9,7 +9,7 @@ matplotlib installed; the legacy g4f venv is created on first use. See README.md
 For every round, transport (HTTP, HTTPS) and workload, each client runs in its own
 process against a fresh emulator process (`python -m chatgpt4o.testing`), the clients
 alternating (ours, floor, legacy, ours, floor, legacy, ...). The medians over the
-rounds, their ratios and the targets of issue 5 go to `results/` (JSON, markdown, PNG).
+rounds, their ratios and the targets go to `results/` (JSON, markdown, PNG).
 Everything stays on 127.0.0.1.
 """
 
@@ -62,7 +62,7 @@ STREAM_CHUNKS = 200
 #: sleeps up to whole milliseconds on Linux).
 STREAM_CHUNK_DELAY = 0.001
 
-# Targets of issue 5.
+# The performance targets (benchmarks/README.md).
 MIN_FLOOR_RATIO = 0.85
 MIN_LEGACY_RATIO = 2.0
 MAX_IMPORT_MS = 60.0

@@ -35,10 +35,10 @@ def expected_reply(emulator: SiteEmulator, message: str) -> str:
     return reply(message) if callable(reply) else reply
 
 
-# -- the seed's call -------------------------------------------------------------------
+# -- the documented call----------------------------------------------------------------
 
 
-async def test_seed_example_call(site: Site, emulator: SiteEmulator) -> None:
+async def test_the_documented_call(site: Site, emulator: SiteEmulator) -> None:
     response = await site.create_async(
         model="gpt-4o-mini-2024-07-18", messages=USER_HELLO, proxy=None, timeout=120, cookies=None
     )
@@ -130,7 +130,7 @@ async def test_page_without_widget_data(
     emulator.page_variant = variant
     with pytest.raises(ScrapeError, match=message) as caught:
         await site.create_async("", USER_HELLO)
-    assert isinstance(caught.value, RuntimeError)  # what the seed promised
+    assert isinstance(caught.value, RuntimeError)  # the original provider promised RuntimeError
     assert emulator.posts == 0
     assert site._nonce is None
 

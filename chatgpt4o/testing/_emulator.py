@@ -1,7 +1,7 @@
 """The site emulator: a local aiohttp server that behaves like chatgpt4o.one.
 
 It serves the WordPress page with the AI Power chat widget at ``/`` and answers the chat
-action at ``/wp-admin/admin-ajax.php`` exactly as PROTOCOL.md describes, with real nonces
+action at ``/wp-admin/admin-ajax.php`` exactly as docs/protocol.md describes, with real nonces
 (valid for two ticks of 12 hours on an emulated clock), WordPress's message sanitizing,
 PHP-style JSON, the OpenAI-style event stream, and injectable faults.
 

@@ -1,13 +1,13 @@
 """HTML the emulator serves: the WordPress page with the chat widget, and error pages.
 
-The page follows PROTOCOL.md §1 and §5. Every variant carries, before the widget, two
+The page follows docs/protocol.md §2. Every variant carries, before the widget, two
 decoys a careless scraper may grab: the hidden ``#wpaicg-img-nonce`` input (image-upload
 nonce) and ``wpApiSettings.nonce`` (REST nonce). Neither is ever accepted for chat.
 
 Variants (``page_variant``):
 
 ``standard``
-    The multi-line widget exactly as PROTOCOL.md shows it, plus ``wpaicgParams``.
+    The multi-line widget exactly as the plugin prints it, plus ``wpaicgParams``.
 ``minified``
     The whole page on one line, widget attributes unquoted.
 ``single_quoted``
@@ -95,7 +95,7 @@ class PageSpec:
 
 
 def _widget_attributes(spec: PageSpec, bot_id: int) -> list[tuple[str, str, bool]]:
-    """(name, value, spaced "=") in the order PROTOCOL.md shows, minus what the variant drops."""
+    """(name, value, spaced "=") in the order the plugin prints them, minus what the variant drops."""
     if spec.widget == "widget":
         css_class, kind = "wpaicg-chatbox wpaicg-chatbox-bottom-right", "widget"
     else:
