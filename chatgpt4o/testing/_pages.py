@@ -95,7 +95,7 @@ class PageSpec:
 
 
 def _widget_attributes(spec: PageSpec, bot_id: int) -> list[tuple[str, str, bool]]:
-    """(name, value, spaced "=") in the order the plugin prints them, minus what the variant drops."""
+    """(name, value, spaced "=") in the plugin's order, minus what the variant drops."""
     if spec.widget == "widget":
         css_class, kind = "wpaicg-chatbox wpaicg-chatbox-bottom-right", "widget"
     else:
