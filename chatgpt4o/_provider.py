@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Chatgpt4o"]
 
-_bound_sites: dict[tuple[type, str], type] = {}
+_bound_sites: dict[tuple[type, str, tuple[tuple[str, Any], ...]], type] = {}
+_SITE_SETTINGS = frozenset({"max_retries", "impersonate", "verify", "backend", "transport"})
 
 
 class _SiteMeta(ABCMeta):
@@ -185,14 +186,22 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
         return await engine.stream(call)
 
     @classmethod
-    def for_site(cls, url: str) -> type[Self]:
+    def for_site(cls, url: str, **settings: Any) -> type[Self]:
         """A subclass bound to the site at `url`, with a cache of its own.
 
-        The same class comes back for the same `url` (so its cache is shared by the
-        calls that ask for it); `working` is True and `label` is the site's host.
+        The same arguments give the same class back, so its cache is shared by the calls
+        that ask for it. `working` is True and `label` is the site's host. `settings`
+        sets class attributes: `max_retries`, `impersonate`, `verify`, `backend`,
+        `transport`.
         """
         url = check_site_url(url)
-        key = (cls, url)
+        unknown = set(settings) - _SITE_SETTINGS
+        if unknown:
+            raise TypeError(
+                f"for_site() got unknown settings {', '.join(sorted(unknown))}; "
+                f"it takes {', '.join(sorted(_SITE_SETTINGS))}"
+            )
+        key = (cls, url, tuple(sorted(settings.items())))
         bound = _bound_sites.get(key)
         if bound is None:
             host = urlsplit(url).netloc
@@ -201,7 +210,13 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
             bound = metaclass(
                 name,
                 (cls,),
-                {"url": url, "working": True, "label": host, "__module__": cls.__module__},
+                {
+                    "url": url,
+                    "working": True,
+                    "label": host,
+                    "__module__": cls.__module__,
+                    **settings,
+                },
             )
             bound.__qualname__ = name
             _bound_sites[key] = bound

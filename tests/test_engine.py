@@ -185,6 +185,15 @@ def test_for_site_binds_one_class_per_site() -> None:
     assert bound._site is not Chatgpt4o._site
 
 
+def test_for_site_takes_class_settings() -> None:
+    careful = Chatgpt4o.for_site("https://chat.example.org", max_retries=5, verify=False)
+    assert (careful.max_retries, careful.verify) == (5, False)
+    assert careful is Chatgpt4o.for_site("https://chat.example.org", verify=False, max_retries=5)
+    assert careful is not Chatgpt4o.for_site("https://chat.example.org")
+    with pytest.raises(TypeError, match="unknown settings colour"):
+        Chatgpt4o.for_site("https://chat.example.org", colour="red")
+
+
 @pytest.mark.parametrize("url", ["ftp://example.org", "example.org", "https://", ""])
 def test_for_site_refuses_what_is_not_a_site(url: str) -> None:
     with pytest.raises(ValueError, match="http"):

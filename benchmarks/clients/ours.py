@@ -1,4 +1,4 @@
-"""Benchmark client 1: this library, a `Chatgpt4o` subclass pointed at the emulator.
+"""Benchmark client 1: this library, `Chatgpt4o.for_site` of the emulator.
 
 Every call is a plain `create_async` (streams: `create_async_generator`), exactly as a
 user writes it; the library keeps its own shared session, cache and connections.
@@ -17,11 +17,7 @@ MESSAGES = [{"role": "user", "content": PROMPT}]
 
 
 def setup(url: str, ca: str | None) -> Client:
-    class Bench(Chatgpt4o):
-        pass
-
-    Bench.url = url
-    Bench.verify = ca if ca else True
+    Bench = Chatgpt4o.for_site(url, verify=ca if ca else True)
 
     def stream():
         return Bench.create_async_generator("gpt-4o-mini", MESSAGES, stream=True)

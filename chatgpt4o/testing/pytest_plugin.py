@@ -4,8 +4,7 @@
   test, served from a background thread (works in sync tests and under any async
   framework). Configure it with the marker
   ``@pytest.mark.chatgpt4o_emulator(stream=True, ...)`` (keywords of ``SiteEmulator``).
-- ``chatgpt4o_provider``: a subclass of :class:`chatgpt4o.Chatgpt4o` whose ``url`` is the
-  emulator's.
+- ``chatgpt4o_provider``: ``Chatgpt4o.for_site(url)`` of the emulator, its cache empty.
 
 This module is imported in every pytest run of an environment where chatgpt4o is
 installed, so it imports nothing heavy: the emulator (and aiohttp) load inside the
@@ -48,11 +47,9 @@ def chatgpt4o_emulator(request: pytest.FixtureRequest) -> Iterator[SiteEmulator]
 
 @pytest.fixture
 def chatgpt4o_provider(chatgpt4o_emulator: SiteEmulator) -> type[Chatgpt4o]:
-    """A fresh ``Chatgpt4o`` subclass pointed at ``chatgpt4o_emulator``."""
+    """``Chatgpt4o.for_site`` of ``chatgpt4o_emulator``, with an empty cache."""
     from chatgpt4o import Chatgpt4o
 
-    class EmulatedChatgpt4o(Chatgpt4o):
-        url = chatgpt4o_emulator.url
-
-    EmulatedChatgpt4o.__qualname__ = EmulatedChatgpt4o.__name__
-    return EmulatedChatgpt4o
+    provider = Chatgpt4o.for_site(chatgpt4o_emulator.url)
+    provider.reset_cache()  # a port may be reused by a later test's emulator
+    return provider
