@@ -4,6 +4,7 @@ subprocess (the interactive chat through a pseudo-terminal), against the emulato
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+import chatgpt4o
 from chatgpt4o import (
     CloudflareError,
     HTTPStatusError,
@@ -526,3 +528,55 @@ def test_help_does_not_load_the_event_loop_or_the_http_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# -- the modules of the command ----------------------------------------------------------
+
+COMMAND_MODULES = ("_cli", "_chat", "_terminal")
+
+
+def imported_modules(name: str) -> dict[str, bool]:
+    """The `chatgpt4o` modules that `chatgpt4o.<name>` imports, each mapped to whether
+    it does so at the top level (not only inside a function)."""
+    path = Path(chatgpt4o.__file__).parent / f"{name}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = {id(node) for node in tree.body}
+    found: dict[str, bool] = {}
+
+    def note(module: str, node: ast.stmt) -> None:
+        found[module] = found.get(module, False) or id(node) in top_level
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("chatgpt4o."):
+                    note(alias.name.split(".")[1], node)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:  # from ._x import y
+                note(node.module.split(".")[0], node)
+            elif node.level == 1:  # from . import _x
+                for alias in node.names:
+                    note(alias.name, node)
+            elif node.module and node.module.startswith("chatgpt4o."):
+                note(node.module.split(".")[1], node)
+    return found
+
+
+def test_the_command_modules_import_no_cycle() -> None:
+    graph = {
+        name: {module for module in imported_modules(name) if module in COMMAND_MODULES}
+        for name in COMMAND_MODULES
+    }
+    # Helpers import neither half of the command; the work never imports the parsing.
+    assert graph["_terminal"] == set()
+    assert "_cli" not in graph["_chat"]
+    # The parsing imports the work only when there is work (--help stays fast).
+    assert imported_modules("_cli").get("_chat") is False
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
+        for module in graph[name]:
+            visit(module, (*path, name))
+
+    for name in COMMAND_MODULES:
+        visit(name, ())
