@@ -1,4 +1,4 @@
-"""The work of the `chatgpt4o` command: settings, the event loop, asking, the chat.
+"""The work of the `chatgpt4o` command: settings, asking, the interactive chat.
 
 `_cli` parses the command line and hands over to `run`; this module is imported only
 then, because it brings the event loop, the provider and (on the first request)
@@ -15,12 +15,11 @@ import importlib.util
 import itertools
 import json
 import os
-import signal
 import sys
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ._config import check_proxy
@@ -28,6 +27,7 @@ from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._exceptions import ModelNotSupportedError, ProviderError, redact
 from ._messages import format_prompt
 from ._provider import Chatgpt4o
+from ._runner import Runner
 from ._session import aclose_shared_sessions
 from ._terminal import (
     ENV_PROXY,
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
     from .testing import SiteEmulator
 
 __all__ = ["run"]
-
-_T = TypeVar("_T")
 
 
 @dataclass
@@ -180,65 +178,7 @@ class _Spinner:
             await asyncio.sleep(self.INTERVAL)
 
 
-# -- the event loop ----------------------------------------------------------------------
-
-
-class _Loop:
-    """One event loop for the whole run, so that the interactive chat keeps its HTTP
-    session (and the emulator) between turns while `input()` runs outside the loop.
-
-    `run` turns Ctrl-C into a cancellation of the work in progress, then raises
-    KeyboardInterrupt once it has unwound.
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._cleanups: list[Callable[[], Coroutine[Any, Any, None]]] = []
-
-    def on_close(self, cleanup: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self._cleanups.append(cleanup)
-
-    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        task = self.loop.create_task(coro)
-        interrupted = False
-
-        def interrupt() -> None:
-            nonlocal interrupted
-            interrupted = True
-            task.cancel()
-
-        handled = False
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            try:
-                self.loop.add_signal_handler(signal.SIGINT, interrupt)
-                handled = True
-            except (NotImplementedError, RuntimeError, ValueError):  # Windows, a thread
-                pass
-        try:
-            return self.loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            if interrupted:
-                raise KeyboardInterrupt from None
-            raise
-        finally:
-            if handled:
-                self.loop.remove_signal_handler(signal.SIGINT)
-            if not task.done():  # KeyboardInterrupt raised inside the loop itself
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    self.loop.run_until_complete(task)
-
-    def close(self) -> None:
-        try:
-            for cleanup in reversed(self._cleanups):
-                self.loop.run_until_complete(cleanup())
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.run_until_complete(self.loop.shutdown_default_executor())
-        finally:
-            self.loop.close()
-
-
-# -- asking ------------------------------------------------------------------------------
+# -- asking ----------------------------------------------------------------------------
 
 
 def _provider_for(site_url: str | None, name: str) -> type[Chatgpt4o]:
@@ -329,12 +269,12 @@ def _read_stdin() -> str:
         raise UsageError(f"stdin is not valid text: {err.reason}") from None
 
 
-def _one_shot(loop: _Loop, asker: _Asker, prompt: str) -> int:
+def _one_shot(runner: Runner, asker: _Asker, prompt: str) -> int:
     if not prompt.strip():
         raise UsageError("the prompt is empty")
     messages = [*_conversation_start(asker.settings), {"role": "user", "content": prompt}]
     format_prompt(messages)  # TypeError or ValueError now, not after the page is loaded
-    loop.run(asker.ask(messages))
+    runner.run(asker.ask(messages))
     return EXIT_OK
 
 
@@ -355,7 +295,7 @@ def _enable_line_editing() -> None:
         importlib.import_module("readline")
 
 
-def _chat(loop: _Loop, asker: _Asker, scrub: Scrubber) -> int:
+def _chat(runner: Runner, asker: _Asker, scrub: Scrubber) -> int:
     settings = asker.settings
     err = asker.err
     _enable_line_editing()
@@ -399,7 +339,7 @@ def _chat(loop: _Loop, asker: _Asker, scrub: Scrubber) -> int:
             text = text[1:]
         history.append({"role": "user", "content": text})
         try:
-            reply = loop.run(asker.ask(history))
+            reply = runner.run(asker.ask(history))
         except KeyboardInterrupt:
             history.pop()
             write(err, "(interrupted)\n")
@@ -424,11 +364,11 @@ def _import_testing(name: str) -> Any:
     return getattr(testing, name)
 
 
-def _start_emulator(loop: _Loop, *, stream: bool) -> SiteEmulator:
+def _start_emulator(runner: Runner, *, stream: bool) -> SiteEmulator:
     emulator_class: type[SiteEmulator] = _import_testing("SiteEmulator")
     emulator = emulator_class(stream=stream)
-    loop.run(emulator.start())
-    loop.on_close(emulator.stop)
+    runner.run(emulator.start())
+    runner.on_close(emulator.stop)
     return emulator
 
 
@@ -447,16 +387,15 @@ def run(args: argparse.Namespace, scrub: Scrubber) -> int:
     prompt: str | None = " ".join(args.prompt) if args.prompt else None
     if prompt == "-" or (prompt is None and not isatty(sys.stdin)):
         prompt = _read_stdin()
-    loop = _Loop()
-    try:
+    # One loop for the whole run: the chat keeps its HTTP session (and the emulator)
+    # between turns, while input() waits outside the loop.
+    with Runner() as runner:
         site_url = settings.url
         if settings.local:
-            site_url = _start_emulator(loop, stream=settings.stream).url
-        loop.on_close(aclose_shared_sessions)  # before the emulator stops
+            site_url = _start_emulator(runner, stream=settings.stream).url
+        runner.on_close(aclose_shared_sessions)  # before the emulator stops
         name = "LocalSite" if settings.local else "Chatgpt4oSite"
         asker = _Asker(settings, _provider_for(site_url, name), sys.stdout, sys.stderr)
         if prompt is None:
-            return _chat(loop, asker, scrub)
-        return _one_shot(loop, asker, prompt)
-    finally:
-        loop.close()
+            return _chat(runner, asker, scrub)
+        return _one_shot(runner, asker, prompt)

@@ -532,7 +532,7 @@ def test_help_does_not_load_the_event_loop_or_the_http_stack() -> None:
 
 # -- the modules of the command ----------------------------------------------------------
 
-COMMAND_MODULES = ("_cli", "_chat", "_terminal")
+COMMAND_MODULES = ("_cli", "_chat", "_terminal", "_runner")
 
 
 def imported_modules(name: str) -> dict[str, bool]:
@@ -569,6 +569,7 @@ def test_the_command_modules_import_no_cycle() -> None:
     }
     # Helpers import neither half of the command; the work never imports the parsing.
     assert graph["_terminal"] == set()
+    assert graph["_runner"] == set()
     assert "_cli" not in graph["_chat"]
     # The parsing imports the work only when there is work (--help stays fast).
     assert imported_modules("_cli").get("_chat") is False
