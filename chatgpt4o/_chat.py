@@ -181,21 +181,6 @@ class _Spinner:
 # -- asking ----------------------------------------------------------------------------
 
 
-def _provider_for(site_url: str | None, name: str) -> type[Chatgpt4o]:
-    """`Chatgpt4o`, or a subclass of it (with a cache of its own) for another site."""
-    if site_url is None:
-        return Chatgpt4o
-    address: str = site_url
-    host: str = urlsplit(address).netloc
-
-    class Site(Chatgpt4o):
-        url = address
-        label = host
-
-    Site.__name__ = Site.__qualname__ = name
-    return Site
-
-
 @dataclass
 class _Asker:
     """Sends a conversation and shows the reply the way the settings ask."""
@@ -210,7 +195,7 @@ class _Asker:
         show_pieces = settings.stream and not settings.json
         spinner = _Spinner(
             self.err,
-            f"waiting for {urlsplit(self.provider.url).netloc}",
+            f"waiting for {self.provider.label}",
             enabled=isatty(self.err) and not settings.verbose,
         )
         started = time.monotonic()
@@ -394,8 +379,8 @@ def run(args: argparse.Namespace, scrub: Scrubber) -> int:
         if settings.local:
             site_url = _start_emulator(runner, stream=settings.stream).url
         runner.on_close(aclose_shared_sessions)  # before the emulator stops
-        name = "LocalSite" if settings.local else "Chatgpt4oSite"
-        asker = _Asker(settings, _provider_for(site_url, name), sys.stdout, sys.stderr)
+        provider = Chatgpt4o if site_url is None else Chatgpt4o.for_site(site_url)
+        asker = _Asker(settings, provider, sys.stdout, sys.stderr)
         if prompt is None:
             return _chat(runner, asker, scrub)
         return _one_shot(runner, asker, prompt)

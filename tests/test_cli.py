@@ -24,6 +24,7 @@ import pytest
 
 import chatgpt4o
 from chatgpt4o import (
+    Chatgpt4o,
     CloudflareError,
     HTTPStatusError,
     ModelNotSupportedError,
@@ -488,6 +489,19 @@ def test_local_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--local", "--json", "Привет!"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["reply"] == default_reply("Привет!")
+
+
+def test_url_uses_the_class_bound_to_the_site(
+    emu: SiteEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Chatgpt4o.for_site gives the same class each time, so a second run in this
+    # process finds the nonce the first one scraped.
+    Chatgpt4o.for_site(emu.url).reset_cache()
+    assert main(["--url", emu.url, "hi"]) == 0
+    assert main(["--url", emu.url, "again"]) == 0
+    assert capsys.readouterr().out == default_reply("hi") + "\n" + default_reply("again") + "\n"
+    assert emu.page_loads == 1
+    assert emu.posts == 2
 
 
 @pytest.mark.parametrize(
