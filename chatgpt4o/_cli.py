@@ -12,10 +12,10 @@ Exit codes (the table is also in `--help`):
 * 2 - usage: a bad option or value, an empty prompt, an unknown model, `--local`
   without aiohttp;
 * 3 - network: `ProviderConnectionError` and `ProviderTimeoutError`;
-* 4 - blocked or rate-limited: `CloudflareError`, `RateLimitError`, a `ServiceError` of
-  kind "ip_banned";
-* 5 - a bad answer from the site: every other `ProviderError` (HTTP errors, the
-  plugin's error messages, a rejected nonce, an unreadable page or reply);
+* 4 - blocked or rate-limited: `CloudflareError`, `RateLimitError` (HTTP 429), a
+  `ServiceError` of kind "token_limit" (the plugin's usage limit) or "ip_banned";
+* 5 - a bad answer from the site: every other `ProviderError` (other HTTP errors, the
+  plugin's other error messages, a rejected nonce, an unreadable page or reply);
 * 130 - interrupted (Ctrl-C).
 
 Secrets (the proxy password, cookie values) are never printed: the library's messages
@@ -114,11 +114,11 @@ exit codes:
   1    unexpected error (a bug; please report it with the --verbose output)
   2    usage: bad option or value, empty prompt, unknown model, --local without aiohttp
   3    network: connection, DNS, TLS or proxy failure, or the --timeout passed
-  4    blocked or rate-limited: Cloudflare challenge, HTTP 429, the site's token limit,
-       a banned IP
-  5    bad answer from the site: HTTP error, the plugin's error message (banned words,
-       upstream error), nonce rejected, page without the chat, unreadable reply,
-       plugin without the chat action (AI Power 2.3+)
+  4    blocked or rate-limited: Cloudflare challenge, HTTP 429, the plugin's token
+       limit, a banned IP
+  5    bad answer from the site: any other HTTP error, the plugin's other error
+       messages (banned words, upstream error), nonce rejected, page without the
+       chat, unreadable reply, plugin without the chat action (AI Power 2.3+)
   130  interrupted (Ctrl-C)
 """
 
@@ -134,6 +134,7 @@ def exit_code_for(error: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(error, ProviderConnectionError):
         return EXIT_NETWORK
+    # Both are HTTPStatusErrors: they must be sorted out before the rule for the rest.
     if isinstance(error, (CloudflareError, RateLimitError)):
         return EXIT_BLOCKED
     if isinstance(error, ServiceError) and error.kind in ("ip_banned", "token_limit"):

@@ -162,6 +162,10 @@ def test_help_documents_examples_environment_and_exit_codes() -> None:
         assert needle in text
     for code in ("0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "130 "):
         assert f"\n  {code}" in text
+    blocked = text[text.index("\n  4 ") : text.index("\n  5 ")]
+    assert "HTTP 429" in blocked
+    assert "token" in blocked
+    assert "limit" in blocked
 
 
 def test_url_and_cookie_reach_the_site(emu: SiteEmulator) -> None:
@@ -514,10 +518,15 @@ def test_url_uses_the_class_bound_to_the_site(
         (ProviderConnectionError("x"), 3),
         (ProviderTimeoutError("x"), 3),
         (CloudflareError("x", status_code=403), 4),
-        (RateLimitError("x", status_code=429), 4),
+        (RateLimitError("x"), 4),  # an HTTPStatusError, but not a 5
+        (RateLimitError("x", retry_after=30), 4),
+        (ServiceError("x", kind="token_limit"), 4),
+        (ServiceError("x", kind="ip_banned"), 4),
         (HTTPStatusError("x", status_code=500), 5),
         (PluginUnavailableError("x", status_code=400), 5),
         (ServiceError("x"), 5),
+        (ServiceError("x", kind="banned_words"), 5),
+        (ServiceError("x", kind="limited"), 5),
         (NonceError("x"), 5),
         (ResponseError("x"), 5),
         (ScrapeError("x"), 5),
