@@ -194,8 +194,8 @@ class Runner:
             return self._runner.run(wrapper)
         finally:
             if main is None:
-                # Refused before it started (a closed runner, a running loop): close
-                # both, or each warns that it was never awaited.
+                # Never started (a closed runner, a running loop, a Ctrl-C at once):
+                # close both, or each may warn that it was never awaited.
                 wrapper.close()
                 coro.close()
             elif not main.done():
