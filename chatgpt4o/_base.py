@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal, overload
 
 from ._exceptions import ModelNotSupportedError
 from ._messages import Messages
+from ._runner import Runner
 
 __all__ = [
     "AsyncGeneratorProvider",
@@ -46,30 +47,33 @@ def _refuse_inside_running_loop(provider: str) -> None:
 def iterate_blocking(pieces: AsyncIterator[str]) -> Iterator[str]:
     """Drive an async iterator from blocking code, on a private event loop.
 
-    Pieces come out as they arrive. The loop is shut down as `asyncio.run` would do
-    it (tasks cancelled, async generators finalized), also when the caller stops early.
+    Pieces come out as they arrive. When the caller stops early (or a piece fails),
+    the async iterator is closed in its loop; then the loop is shut down as
+    `asyncio.run` would do it (see `_runner`).
     """
-    loop = asyncio.new_event_loop()
-    try:
-        while True:
-            try:
-                yield loop.run_until_complete(pieces.__anext__())
-            except StopAsyncIteration:
-                return
-    finally:
+    with Runner() as runner:
         try:
+            while True:
+                piece = runner.run(_next(pieces))
+                if isinstance(piece, _Exhausted):
+                    return
+                yield piece
+        finally:
             closer = getattr(pieces, "aclose", None)
             if closer is not None:
-                loop.run_until_complete(closer())
-            leftover = asyncio.all_tasks(loop)
-            for task in leftover:
-                task.cancel()
-            if leftover:
-                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            loop.close()
+                runner.run(closer())
+
+
+class _Exhausted:
+    """What `_next` returns at the end: StopAsyncIteration must not cross a task."""
+
+
+async def _next(pieces: AsyncIterator[str]) -> str | _Exhausted:
+    # A coroutine, for the runner: `__anext__` may return any awaitable.
+    try:
+        return await pieces.__anext__()
+    except StopAsyncIteration:
+        return _Exhausted()
 
 
 async def _one(value: Any) -> AsyncIterator[str]:

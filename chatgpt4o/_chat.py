@@ -1,8 +1,8 @@
-"""The work of the `chatgpt4o` command: settings, the event loop, asking, the chat.
+"""The work of the `chatgpt4o` command: settings, asking, the interactive chat.
 
 `_cli` parses the command line and hands over to `run`; this module is imported only
 then, because it brings the event loop, the provider and (on the first request)
-curl_cffi.
+curl_cffi. It imports `_terminal` for what it shares with `_cli`, never `_cli` itself.
 """
 
 from __future__ import annotations
@@ -15,45 +15,43 @@ import importlib.util
 import itertools
 import json
 import os
-import signal
 import sys
 import time
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from ._cli import (
-    _LOCAL_INSTALL_HINT,
-    ENV_PROXY,
-    ENV_TIMEOUT,
-    ENV_URL,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    PROG,
-    PROMPT,
-    UsageError,
-    _isatty,
-    _report,
-    _Scrubber,
-    _seconds,
-    _write,
-)
 from ._config import check_proxy
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._exceptions import ModelNotSupportedError, ProviderError, redact
 from ._messages import format_prompt
 from ._provider import Chatgpt4o
+from ._runner import Runner
 from ._session import aclose_shared_sessions
+from ._terminal import (
+    ENV_PROXY,
+    ENV_TIMEOUT,
+    ENV_URL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    LOCAL_INSTALL_HINT,
+    PROG,
+    PROMPT,
+    Scrubber,
+    UsageError,
+    encodable,
+    isatty,
+    parse_seconds,
+    report,
+    write,
+)
 from ._version import __version__
 
 if TYPE_CHECKING:
     from .testing import SiteEmulator
 
 __all__ = ["run"]
-
-_T = TypeVar("_T")
-
 
 
 @dataclass
@@ -79,7 +77,7 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _settings(
-    args: argparse.Namespace, environ: Mapping[str, str], scrub: _Scrubber
+    args: argparse.Namespace, environ: Mapping[str, str], scrub: Scrubber
 ) -> _Settings:
     cookies = dict(args.cookie)
     for value in cookies.values():
@@ -101,8 +99,8 @@ def _settings(
         timeout = DEFAULT_TIMEOUT
         if text is not None:
             try:
-                timeout = _seconds(text)
-            except argparse.ArgumentTypeError as err:
+                timeout = parse_seconds(text)
+            except ValueError as err:
                 raise UsageError(f"{ENV_TIMEOUT}: {err}") from None
 
     url: str | None = args.url
@@ -161,7 +159,7 @@ class _Spinner:
         if self._task is not None:
             self._task.cancel()
         if self._width:
-            _write(self._stream, "\r" + " " * self._width + "\r")
+            write(self._stream, "\r" + " " * self._width + "\r")
             self._width = 0
 
     async def aclose(self) -> None:
@@ -170,97 +168,17 @@ class _Spinner:
         if task is not None:
             await asyncio.wait({task})
 
-    def _frames(self) -> str:
-        encoding = getattr(self._stream, "encoding", None) or "ascii"
-        try:
-            self.FRAMES.encode(encoding)
-        except (UnicodeEncodeError, LookupError):
-            return self.ASCII_FRAMES
-        return self.FRAMES
-
     async def _spin(self) -> None:
         await asyncio.sleep(self.DELAY)
-        for frame in itertools.cycle(self._frames()):
+        frames = self.FRAMES if encodable(self._stream, self.FRAMES) else self.ASCII_FRAMES
+        for frame in itertools.cycle(frames):
             text = f"{frame} {self._label}"
             self._width = max(self._width, len(text))
-            _write(self._stream, "\r" + text)
+            write(self._stream, "\r" + text)
             await asyncio.sleep(self.INTERVAL)
 
 
-# -- the event loop ----------------------------------------------------------------------
-
-
-class _Loop:
-    """One event loop for the whole run, so that the interactive chat keeps its HTTP
-    session (and the emulator) between turns while `input()` runs outside the loop.
-
-    `run` turns Ctrl-C into a cancellation of the work in progress, then raises
-    KeyboardInterrupt once it has unwound.
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._cleanups: list[Callable[[], Coroutine[Any, Any, None]]] = []
-
-    def on_close(self, cleanup: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self._cleanups.append(cleanup)
-
-    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        task = self.loop.create_task(coro)
-        interrupted = False
-
-        def interrupt() -> None:
-            nonlocal interrupted
-            interrupted = True
-            task.cancel()
-
-        handled = False
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            try:
-                self.loop.add_signal_handler(signal.SIGINT, interrupt)
-                handled = True
-            except (NotImplementedError, RuntimeError, ValueError):  # Windows, a thread
-                pass
-        try:
-            return self.loop.run_until_complete(task)
-        except asyncio.CancelledError:
-            if interrupted:
-                raise KeyboardInterrupt from None
-            raise
-        finally:
-            if handled:
-                self.loop.remove_signal_handler(signal.SIGINT)
-            if not task.done():  # KeyboardInterrupt raised inside the loop itself
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    self.loop.run_until_complete(task)
-
-    def close(self) -> None:
-        try:
-            for cleanup in reversed(self._cleanups):
-                self.loop.run_until_complete(cleanup())
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.run_until_complete(self.loop.shutdown_default_executor())
-        finally:
-            self.loop.close()
-
-
-# -- asking ------------------------------------------------------------------------------
-
-
-def _provider_for(site_url: str | None, name: str) -> type[Chatgpt4o]:
-    """`Chatgpt4o`, or a subclass of it (with a cache of its own) for another site."""
-    if site_url is None:
-        return Chatgpt4o
-    address: str = site_url
-    host: str = urlsplit(address).netloc
-
-    class Site(Chatgpt4o):
-        url = address
-        label = host
-
-    Site.__name__ = Site.__qualname__ = name
-    return Site
+# -- asking ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -277,8 +195,8 @@ class _Asker:
         show_pieces = settings.stream and not settings.json
         spinner = _Spinner(
             self.err,
-            f"waiting for {urlsplit(self.provider.url).netloc}",
-            enabled=_isatty(self.err) and not settings.verbose,
+            f"waiting for {self.provider.label}",
+            enabled=isatty(self.err) and not settings.verbose,
         )
         started = time.monotonic()
         received: list[str] = []
@@ -300,14 +218,14 @@ class _Asker:
                     spinner.stop()
                     received.append(piece)
                     if show_pieces:
-                        _write(self.out, piece)
+                        write(self.out, piece)
             finally:
                 if isinstance(pieces, AsyncGenerator):
                     await pieces.aclose()
         finally:
             await spinner.aclose()
             if show_pieces and received and not received[-1].endswith("\n"):
-                _write(self.out, "\n")  # also after an interrupted reply
+                write(self.out, "\n")  # also after an interrupted reply
         reply = "".join(received)
         elapsed = time.monotonic() - started
         if settings.json:
@@ -317,9 +235,9 @@ class _Asker:
                 "site": self.provider.url,
                 "elapsed": round(elapsed, 3),
             }
-            _write(self.out, json.dumps(answer, ensure_ascii=False) + "\n")
+            write(self.out, json.dumps(answer, ensure_ascii=False) + "\n")
         elif not show_pieces:
-            _write(self.out, reply if reply.endswith("\n") else reply + "\n")
+            write(self.out, reply if reply.endswith("\n") else reply + "\n")
         return reply
 
 
@@ -336,12 +254,12 @@ def _read_stdin() -> str:
         raise UsageError(f"stdin is not valid text: {err.reason}") from None
 
 
-def _one_shot(loop: _Loop, asker: _Asker, prompt: str) -> int:
+def _one_shot(runner: Runner, asker: _Asker, prompt: str) -> int:
     if not prompt.strip():
         raise UsageError("the prompt is empty")
     messages = [*_conversation_start(asker.settings), {"role": "user", "content": prompt}]
     format_prompt(messages)  # TypeError or ValueError now, not after the page is loaded
-    loop.run(asker.ask(messages))
+    runner.run(asker.ask(messages))
     return EXIT_OK
 
 
@@ -362,12 +280,12 @@ def _enable_line_editing() -> None:
         importlib.import_module("readline")
 
 
-def _chat(loop: _Loop, asker: _Asker, scrub: _Scrubber) -> int:
+def _chat(runner: Runner, asker: _Asker, scrub: Scrubber) -> int:
     settings = asker.settings
     err = asker.err
     _enable_line_editing()
     history = _conversation_start(settings)
-    _write(
+    write(
         err,
         f"{PROG} {__version__}: {settings.model} at {asker.provider.url}\n"
         "Type a message. /reset starts over, /exit or Ctrl-D quits, /help lists commands.\n",
@@ -377,14 +295,14 @@ def _chat(loop: _Loop, asker: _Asker, scrub: _Scrubber) -> int:
         try:
             line = input(PROMPT)
         except EOFError:
-            _write(err, "\n")
+            write(err, "\n")
             return EXIT_OK
         except KeyboardInterrupt:
             if interrupted_at_prompt:
-                _write(err, "\n")
+                write(err, "\n")
                 return EXIT_INTERRUPTED
             interrupted_at_prompt = True
-            _write(err, "\n(press Ctrl-C again, Ctrl-D or type /exit to quit)\n")
+            write(err, "\n(press Ctrl-C again, Ctrl-D or type /exit to quit)\n")
             continue
         interrupted_at_prompt = False
         text = line.strip()
@@ -396,28 +314,28 @@ def _chat(loop: _Loop, asker: _Asker, scrub: _Scrubber) -> int:
                 return EXIT_OK
             if command == "/reset":
                 history = _conversation_start(settings)
-                _write(err, "(the conversation is cleared)\n")
+                write(err, "(the conversation is cleared)\n")
             elif command == "/help":
-                _write(err, _CHAT_HELP + "\n")
+                write(err, _CHAT_HELP + "\n")
             else:
-                _write(err, f"unknown command {command}; /help lists them\n")
+                write(err, f"unknown command {command}; /help lists them\n")
             continue
         if text.startswith("//"):
             text = text[1:]
         history.append({"role": "user", "content": text})
         try:
-            reply = loop.run(asker.ask(history))
+            reply = runner.run(asker.ask(history))
         except KeyboardInterrupt:
             history.pop()
-            _write(err, "(interrupted)\n")
+            write(err, "(interrupted)\n")
             continue
         except (ProviderError, TypeError, ValueError) as error:
             history.pop()
-            _report(error, err, scrub, verbose=settings.verbose)
+            report(error, err, scrub, verbose=settings.verbose)
             continue
         history.append({"role": "assistant", "content": reply})
         if not settings.json:
-            _write(asker.out, "\n")
+            write(asker.out, "\n")
 
 
 # -- --local and --serve-emulator --------------------------------------------------------
@@ -426,16 +344,16 @@ def _chat(loop: _Loop, asker: _Asker, scrub: _Scrubber) -> int:
 def _import_testing(name: str) -> Any:
     """`chatgpt4o.testing.<name>`, or a UsageError telling how to install aiohttp."""
     if importlib.util.find_spec("aiohttp") is None:
-        raise UsageError(f"--local needs aiohttp, which is not installed: {_LOCAL_INSTALL_HINT}")
+        raise UsageError(f"--local needs aiohttp, which is not installed: {LOCAL_INSTALL_HINT}")
     testing = importlib.import_module("chatgpt4o.testing")
     return getattr(testing, name)
 
 
-def _start_emulator(loop: _Loop, *, stream: bool) -> SiteEmulator:
+def _start_emulator(runner: Runner, *, stream: bool) -> SiteEmulator:
     emulator_class: type[SiteEmulator] = _import_testing("SiteEmulator")
     emulator = emulator_class(stream=stream)
-    loop.run(emulator.start())
-    loop.on_close(emulator.stop)
+    runner.run(emulator.start())
+    runner.on_close(emulator.stop)
     return emulator
 
 
@@ -446,24 +364,23 @@ def _serve_emulator(args: argparse.Namespace) -> int:
     return serve(["--stream"] if args.stream else [], prog=f"{PROG} --local --serve-emulator")
 
 
-def run(args: argparse.Namespace, scrub: _Scrubber) -> int:
+def run(args: argparse.Namespace, scrub: Scrubber) -> int:
     """Do what the parsed command line asks; return the exit code."""
     if args.serve_emulator:
         return _serve_emulator(args)
     settings = _settings(args, os.environ, scrub)
     prompt: str | None = " ".join(args.prompt) if args.prompt else None
-    if prompt == "-" or (prompt is None and not _isatty(sys.stdin)):
+    if prompt == "-" or (prompt is None and not isatty(sys.stdin)):
         prompt = _read_stdin()
-    loop = _Loop()
-    try:
+    # One loop for the whole run: the chat keeps its HTTP session (and the emulator)
+    # between turns, while input() waits outside the loop.
+    with Runner() as runner:
         site_url = settings.url
         if settings.local:
-            site_url = _start_emulator(loop, stream=settings.stream).url
-        loop.on_close(aclose_shared_sessions)  # before the emulator stops
-        name = "LocalSite" if settings.local else "Chatgpt4oSite"
-        asker = _Asker(settings, _provider_for(site_url, name), sys.stdout, sys.stderr)
+            site_url = _start_emulator(runner, stream=settings.stream).url
+        runner.on_close(aclose_shared_sessions)  # before the emulator stops
+        provider = Chatgpt4o if site_url is None else Chatgpt4o.for_site(site_url)
+        asker = _Asker(settings, provider, sys.stdout, sys.stderr)
         if prompt is None:
-            return _chat(loop, asker, scrub)
-        return _one_shot(loop, asker, prompt)
-    finally:
-        loop.close()
+            return _chat(runner, asker, scrub)
+        return _one_shot(runner, asker, prompt)

@@ -12,29 +12,29 @@ Exit codes (the table is also in `--help`):
 * 2 - usage: a bad option or value, an empty prompt, an unknown model, `--local`
   without aiohttp;
 * 3 - network: `ProviderConnectionError` and `ProviderTimeoutError`;
-* 4 - blocked or rate-limited: `CloudflareError`, `RateLimitError`, a `ServiceError` of
-  kind "ip_banned";
-* 5 - a bad answer from the site: every other `ProviderError` (HTTP errors, the
-  plugin's error messages, a rejected nonce, an unreadable page or reply);
+* 4 - blocked or rate-limited: `CloudflareError`, `RateLimitError` (HTTP 429), a
+  `ServiceError` of kind "token_limit" (the plugin's usage limit) or "ip_banned";
+* 5 - a bad answer from the site: every other `ProviderError` (other HTTP errors, the
+  plugin's other error messages, a rejected nonce, an unreadable page or reply);
 * 130 - interrupted (Ctrl-C).
 
 Secrets (the proxy password, cookie values) are never printed: the library's messages
-are redacted already, and everything this module prints goes through `redact` again.
+are redacted already, and every error line goes through `_terminal.Scrubber` again.
 
 This module parses the command line and reports errors; the work is done by `_chat`,
 imported only once there is work, so that `--help` and `--version` start at once.
+What both need (names, exit code numbers, printing) is in `_terminal`; `_chat` never
+imports this module.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, NoReturn
-from urllib.parse import unquote, urlsplit
+from typing import NoReturn
 
 from ._constants import (
     DEFAULT_MAX_RETRIES,
@@ -50,7 +50,26 @@ from ._exceptions import (
     ProviderError,
     RateLimitError,
     ServiceError,
-    redact,
+)
+from ._terminal import (
+    ENV_PROXY,
+    ENV_TIMEOUT,
+    ENV_URL,
+    EXIT_BLOCKED,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_SERVER,
+    EXIT_USAGE,
+    LOCAL_INSTALL_HINT,
+    PROG,
+    Scrubber,
+    UsageError,
+    isatty,
+    parse_seconds,
+    report,
+    write,
 )
 from ._version import __version__
 
@@ -62,29 +81,11 @@ __all__ = [
     "EXIT_OK",
     "EXIT_SERVER",
     "EXIT_USAGE",
+    "UsageError",
     "build_parser",
     "exit_code_for",
     "main",
 ]
-
-PROG = "chatgpt4o"
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_NETWORK = 3
-EXIT_BLOCKED = 4
-EXIT_SERVER = 5
-EXIT_INTERRUPTED = 130
-
-ENV_PROXY = "CHATGPT4O_PROXY"
-ENV_URL = "CHATGPT4O_URL"
-ENV_TIMEOUT = "CHATGPT4O_TIMEOUT"
-
-#: The interactive chat's prompt.
-PROMPT = "> "
-
-_LOCAL_INSTALL_HINT = "pip install 'chatgpt4o[local]'"
 
 _EPILOG = f"""\
 examples:
@@ -113,20 +114,16 @@ exit codes:
   1    unexpected error (a bug; please report it with the --verbose output)
   2    usage: bad option or value, empty prompt, unknown model, --local without aiohttp
   3    network: connection, DNS, TLS or proxy failure, or the --timeout passed
-  4    blocked or rate-limited: Cloudflare challenge, HTTP 429, the site's token limit,
-       a banned IP
-  5    bad answer from the site: HTTP error, the plugin's error message (banned words,
-       upstream error), nonce rejected, page without the chat, unreadable reply,
-       plugin without the chat action (AI Power 2.3+)
+  4    blocked or rate-limited: Cloudflare challenge, HTTP 429, the plugin's token
+       limit, a banned IP
+  5    bad answer from the site: any other HTTP error, the plugin's other error
+       messages (banned words, upstream error), nonce rejected, page without the
+       chat, unreadable reply, plugin without the chat action (AI Power 2.3+)
   130  interrupted (Ctrl-C)
 """
 
 
 # -- errors and exit codes ---------------------------------------------------------------
-
-
-class UsageError(Exception):
-    """The command line (or the environment) asks for something that cannot be done."""
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -137,6 +134,7 @@ def exit_code_for(error: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(error, ProviderConnectionError):
         return EXIT_NETWORK
+    # Both are HTTPStatusErrors: they must be sorted out before the rule for the rest.
     if isinstance(error, (CloudflareError, RateLimitError)):
         return EXIT_BLOCKED
     if isinstance(error, ServiceError) and error.kind in ("ip_banned", "token_limit"):
@@ -146,41 +144,6 @@ def exit_code_for(error: BaseException) -> int:
     if isinstance(error, (TypeError, ValueError)):
         return EXIT_USAGE  # the library's checks of its arguments, before any I/O
     return EXIT_FAILURE
-
-
-class _Scrubber:
-    """Makes text safe to print: redacted, and free of the secrets given on the command
-    line even where they would not be recognised as such."""
-
-    def __init__(self) -> None:
-        self._secrets: list[str] = []
-
-    def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= 3:
-            self._secrets.extend({secret, unquote(secret)})
-            self._secrets.sort(key=len, reverse=True)
-
-    def add_from_argv(self, argv: Sequence[str]) -> None:
-        """Note the cookie values and URL passwords in `argv`, before it is parsed (the
-        parser's own error messages may quote it)."""
-        after_cookie = False
-        for token in argv:
-            if after_cookie or token.startswith("--cookie="):
-                value = token.removeprefix("--cookie=")
-                self.add(value.partition("=")[2] or value)
-            after_cookie = token == "--cookie"
-            for word in token.split():
-                with contextlib.suppress(ValueError):
-                    self.add(urlsplit(word).password)
-
-    def __call__(self, text: str, *, redact_fields: bool = True) -> str:
-        """`text` without the known secrets; with `redact_fields`, also without anything
-        that looks like a nonce, cookie or password field (the library's `redact`)."""
-        if redact_fields:
-            text = redact(text)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 # -- the command line --------------------------------------------------------------------
@@ -193,12 +156,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _seconds(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0: no limit), got {text!r}")
-    return value
+        return parse_seconds(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _count(text: str) -> int:
@@ -281,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--local", action="store_true",
         help="start the bundled site emulator on a free local port and talk to it "
-        f"(needs aiohttp: {_LOCAL_INSTALL_HINT})",
+        f"(needs aiohttp: {LOCAL_INSTALL_HINT})",
     )
     parser.add_argument(
         "--serve-emulator", action="store_true",
@@ -298,44 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- terminal output ---------------------------------------------------------------------
-
-
-def _write(stream: IO[str], text: str) -> None:
-    """Write and flush; characters the stream's encoding lacks become '?'."""
-    try:
-        stream.write(text)
-    except UnicodeEncodeError:
-        encoding = getattr(stream, "encoding", None) or "ascii"
-        stream.write(text.encode(encoding, "replace").decode(encoding, "replace"))
-    stream.flush()
-
-
-def _isatty(stream: IO[str] | None) -> bool:
-    try:
-        return stream is not None and stream.isatty()
-    except (AttributeError, ValueError):  # a stream without a file, or a closed one
-        return False
-
-
-# -- main --------------------------------------------------------------------------------
-
-
-def _report(error: BaseException, err: IO[str], scrub: _Scrubber, *, verbose: bool) -> None:
-    """One line on stderr (after the traceback, with --verbose)."""
-    if verbose and not isinstance(error, UsageError):
-        import traceback
-
-        _write(err, scrub("".join(traceback.format_exception(error))))
-    message = " ".join(str(error).split()) or type(error).__name__
-    if exit_code_for(error) == EXIT_FAILURE:
-        message = f"unexpected {type(error).__name__}: {message}"
-        if not verbose:
-            message += " (--verbose shows the traceback)"
-    # A usage error quotes the command line, whose secrets are all known by now; the
-    # field redaction would blank out words such as "--cookie: expected".
-    shown = scrub(message, redact_fields=not isinstance(error, UsageError))
-    _write(err, f"{PROG}: error: {shown}\n")
+# -- main ------------------------------------------------------------------------------
 
 
 def _configure_logging(verbose: bool) -> Callable[[], None]:
@@ -363,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code. The console script passes it to `sys.exit`."""
     if argv is None:
         argv = sys.argv[1:]
-    scrub = _Scrubber()
+    scrub = Scrubber()
     scrub.add_from_argv(argv)
     parser = build_parser()
     verbose = False
@@ -379,8 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run(args, scrub)
     except KeyboardInterrupt:
-        if _isatty(sys.stderr):
-            _write(sys.stderr, "\n")
+        if isatty(sys.stderr):
+            write(sys.stderr, "\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`chatgpt4o ... | head -1`): say nothing more.
@@ -389,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILURE
     except Exception as error:
-        _report(error, sys.stderr, scrub, verbose=verbose)
-        return exit_code_for(error)
+        code = exit_code_for(error)
+        report(error, sys.stderr, scrub, verbose=verbose, unexpected=code == EXIT_FAILURE)
+        return code
     finally:
         undo_logging()

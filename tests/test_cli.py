@@ -4,6 +4,7 @@ subprocess (the interactive chat through a pseudo-terminal), against the emulato
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -21,7 +22,9 @@ from typing import Any
 
 import pytest
 
+import chatgpt4o
 from chatgpt4o import (
+    Chatgpt4o,
     CloudflareError,
     HTTPStatusError,
     ModelNotSupportedError,
@@ -159,6 +162,10 @@ def test_help_documents_examples_environment_and_exit_codes() -> None:
         assert needle in text
     for code in ("0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "130 "):
         assert f"\n  {code}" in text
+    blocked = text[text.index("\n  4 ") : text.index("\n  5 ")]
+    assert "HTTP 429" in blocked
+    assert "token" in blocked
+    assert "limit" in blocked
 
 
 def test_url_and_cookie_reach_the_site(emu: SiteEmulator) -> None:
@@ -488,6 +495,19 @@ def test_local_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert answer["reply"] == default_reply("Привет!")
 
 
+def test_url_uses_the_class_bound_to_the_site(
+    emu: SiteEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Chatgpt4o.for_site gives the same class each time, so a second run in this
+    # process finds the nonce the first one scraped.
+    Chatgpt4o.for_site(emu.url).reset_cache()
+    assert main(["--url", emu.url, "hi"]) == 0
+    assert main(["--url", emu.url, "again"]) == 0
+    assert capsys.readouterr().out == default_reply("hi") + "\n" + default_reply("again") + "\n"
+    assert emu.page_loads == 1
+    assert emu.posts == 2
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [
@@ -498,10 +518,15 @@ def test_local_in_process(capsys: pytest.CaptureFixture[str]) -> None:
         (ProviderConnectionError("x"), 3),
         (ProviderTimeoutError("x"), 3),
         (CloudflareError("x", status_code=403), 4),
-        (RateLimitError("x", status_code=429), 4),
+        (RateLimitError("x"), 4),  # an HTTPStatusError, but not a 5
+        (RateLimitError("x", retry_after=30), 4),
+        (ServiceError("x", kind="token_limit"), 4),
+        (ServiceError("x", kind="ip_banned"), 4),
         (HTTPStatusError("x", status_code=500), 5),
         (PluginUnavailableError("x", status_code=400), 5),
         (ServiceError("x"), 5),
+        (ServiceError("x", kind="banned_words"), 5),
+        (ServiceError("x", kind="limited"), 5),
         (NonceError("x"), 5),
         (ResponseError("x"), 5),
         (ScrapeError("x"), 5),
@@ -526,3 +551,56 @@ def test_help_does_not_load_the_event_loop_or_the_http_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# -- the modules of the command ----------------------------------------------------------
+
+COMMAND_MODULES = ("_cli", "_chat", "_terminal", "_runner")
+
+
+def imported_modules(name: str) -> dict[str, bool]:
+    """The `chatgpt4o` modules that `chatgpt4o.<name>` imports, each mapped to whether
+    it does so at the top level (not only inside a function)."""
+    path = Path(chatgpt4o.__file__).parent / f"{name}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = {id(node) for node in tree.body}
+    found: dict[str, bool] = {}
+
+    def note(module: str, node: ast.stmt) -> None:
+        found[module] = found.get(module, False) or id(node) in top_level
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("chatgpt4o."):
+                    note(alias.name.split(".")[1], node)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:  # from ._x import y
+                note(node.module.split(".")[0], node)
+            elif node.level == 1:  # from . import _x
+                for alias in node.names:
+                    note(alias.name, node)
+            elif node.module and node.module.startswith("chatgpt4o."):
+                note(node.module.split(".")[1], node)
+    return found
+
+
+def test_the_command_modules_import_no_cycle() -> None:
+    graph = {
+        name: {module for module in imported_modules(name) if module in COMMAND_MODULES}
+        for name in COMMAND_MODULES
+    }
+    # Helpers import neither half of the command; the work never imports the parsing.
+    assert graph["_terminal"] == set()
+    assert graph["_runner"] == set()
+    assert "_cli" not in graph["_chat"]
+    # The parsing imports the work only when there is work (--help stays fast).
+    assert imported_modules("_cli").get("_chat") is False
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
+        for module in graph[name]:
+            visit(module, (*path, name))
+
+    for name in COMMAND_MODULES:
+        visit(name, ())
