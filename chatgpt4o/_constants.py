@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BODY_PREVIEW_CHARS",
     "BROWSER_HEADERS",
+    "CONVERSATION_MEMORY_SIZE",
     "DEFAULT_IMPERSONATE",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MODEL",
@@ -59,6 +60,9 @@ MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 #: The longest time handed to an HTTP library for one request (curl's millisecond timer
 #: must not overflow); a later deadline is still kept by the deadline's own timer.
 MAX_REQUEST_TIMEOUT = 30 * 24 * 3600.0
+#: Conversations remembered per site, so that a call can continue one kept on the server
+#: (least recently used forgotten first).
+CONVERSATION_MEMORY_SIZE = 1024
 #: How much of a server's body an error message shows.
 BODY_PREVIEW_CHARS = 200
 

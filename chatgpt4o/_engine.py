@@ -29,12 +29,13 @@ from ._config import check_cookies, check_proxy, check_retries, check_timeout
 from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES
 from ._deadline import Deadline
 from ._exceptions import NonceError, ScrapeError, StaleCredentials, redact
-from ._messages import Messages
+from ._memory import ConversationMemory
+from ._messages import Messages, Turn, normalize_messages
 from ._pool import Backend, loop_local, pick_backend, transport_for, wrap_client
 from ._retry import Retrying, retry_policy
 from ._streaming import ReplyStream
 from ._transports.base import AsyncTransport, Request, Response
-from .protocols.base import Answer, ChatProtocol
+from .protocols.base import Answer, ChatProtocol, Conversation
 
 __all__ = ["Call", "Engine", "SiteState", "TransportSettings"]
 
@@ -51,16 +52,18 @@ _FRESH_PAGE_HEADERS = {**_PAGE_HEADERS, "cache-control": "no-cache", "pragma": "
 class SiteState(Generic[Credentials]):
     """Everything the library keeps about one site: one object per provider class.
 
-    The credentials read from its page, the cookies it set, and the visitor id a
-    browser would keep. Forgetting the site is replacing this object.
+    The credentials read from its page, the cookies it set, the visitor id a browser
+    would keep, and the conversations the site keeps for this process. Forgetting the
+    site is replacing this object.
     """
 
-    __slots__ = ("__weakref__", "cookies", "credentials", "visitor")
+    __slots__ = ("__weakref__", "conversations", "cookies", "credentials", "visitor")
 
     def __init__(self) -> None:
         self.credentials: Credentials | None = None
         self.cookies: dict[str, str] = {}
         self.visitor: str | None = None
+        self.conversations = ConversationMemory()
 
     def __repr__(self) -> str:
         known = "credentials" if self.credentials is not None else "nothing"
@@ -99,7 +102,8 @@ class TransportSettings:
 class Call(Generic[Prepared]):
     """One call's settings, checked before any I/O; the deadline starts with `begin`."""
 
-    prepared: Prepared
+    turns: list[Turn] = field(repr=False)
+    prepared: Prepared = field(repr=False)
     timeout: float | None
     max_retries: int
     settings: TransportSettings
@@ -114,6 +118,7 @@ class _Running(Generic[Prepared]):
     transport: AsyncTransport
     deadline: Deadline
     retrying: Retrying
+    conversation: Conversation[Prepared]
     #: Credentials the site rejected in this call: the next attempt loads the page.
     stale: object | None = None
 
@@ -154,7 +159,8 @@ class Engine(Generic[Credentials, Prepared]):
     ) -> Call[Prepared]:
         """Check every argument of a call; raises TypeError or ValueError (or
         ImportError for a backend that is not installed)."""
-        prepared = self.protocol.prepare(messages)
+        turns = normalize_messages(messages)
+        prepared = self.protocol.prepare(turns)
         if transport is not None and not isinstance(transport, AsyncTransport):
             raise TypeError(
                 f"transport must be an AsyncTransport, not {type(transport).__name__}"
@@ -169,6 +175,7 @@ class Engine(Generic[Credentials, Prepared]):
             client=client,
         )
         return Call(
+            turns=turns,
             prepared=prepared,
             timeout=check_timeout(timeout),
             max_retries=check_retries(max_retries),
@@ -182,13 +189,15 @@ class Engine(Generic[Credentials, Prepared]):
         """The whole reply, read at once."""
         running = await self._begin(call)
         try:
-            return await running.retrying.run(
-                lambda: self._attempt(running, self._ask), self._on_stale(running)
+            reply = await running.retrying.run(
+                lambda: self._attempt(running, self._ask), self._note_stale
             )
         except StaleCredentials as err:
             raise self._nonce_error(running, err) from None
         finally:
             running.deadline.close()
+        self._remember(running, reply)
+        return reply
 
     async def stream(self, call: Call[Prepared]) -> ReplyStream:
         """The reply as a `ReplyStream`, opened up to its first piece (retries are
@@ -196,7 +205,7 @@ class Engine(Generic[Credentials, Prepared]):
         running = await self._begin(call)
         try:
             return await running.retrying.run(
-                lambda: self._attempt(running, self._open), self._on_stale(running)
+                lambda: self._attempt(running, self._open), self._note_stale
             )
         except StaleCredentials as err:
             running.deadline.close()
@@ -213,7 +222,16 @@ class Engine(Generic[Credentials, Prepared]):
             transport=transport,
             deadline=deadline,
             retrying=Retrying(retry_policy(call.max_retries), deadline, self.label),
+            conversation=Conversation(
+                call.prepared, self.site.conversations.recall(call.turns)
+            ),
         )
+
+    def _remember(self, running: _Running[Prepared], reply: str) -> None:
+        """Keep the server's conversation for a call that continues this one."""
+        state = running.conversation.state
+        if state is not None:
+            self.site.conversations.remember(running.call.turns, reply, state)
 
     async def _attempt(
         self,
@@ -227,11 +245,8 @@ class Engine(Generic[Credentials, Prepared]):
             running.stale = credentials
             raise
 
-    def _on_stale(self, running: _Running[Prepared]) -> Callable[[StaleCredentials], None]:
-        def note(error: StaleCredentials) -> None:
-            logger.info("%s: the site rejected its nonce; loading the page again", self.label)
-
-        return note
+    def _note_stale(self, error: StaleCredentials) -> None:
+        logger.info("%s: the site rejected its nonce; loading the page again", self.label)
 
     def _nonce_error(self, running: _Running[Prepared], error: StaleCredentials) -> NonceError:
         if self.site.credentials is running.stale:
@@ -369,7 +384,7 @@ class Engine(Generic[Credentials, Prepared]):
     ) -> Request:
         """Run the turn's preliminary requests, if it has any; its last request."""
         turn = self.protocol.turn(
-            credentials, running.call.prepared, visitor=self._visitor(), stream=stream
+            credentials, running.conversation, visitor=self._visitor(), stream=stream
         )
         try:
             request = next(turn)
@@ -396,7 +411,7 @@ class Engine(Generic[Credentials, Prepared]):
                 response.headers,
                 body[:ERROR_BODY_BYTES].decode("utf-8", "replace"),
             )
-        return self.protocol.read_reply(credentials, body)
+        return self.protocol.read_reply(credentials, running.conversation, body)
 
     async def _open(
         self, running: _Running[Prepared], credentials: Credentials
@@ -415,7 +430,12 @@ class Engine(Generic[Credentials, Prepared]):
             finally:
                 await response.aclose()
             self.protocol.check_answer(response.status_code, response.headers, body)
-        stream = ReplyStream(response, self.protocol.reply_reader(credentials), running.deadline)
+        stream = ReplyStream(
+            response,
+            self.protocol.reply_reader(credentials, running.conversation),
+            running.deadline,
+            on_end=lambda reply: self._remember(running, reply),
+        )
         await stream.start()
         return stream
 

@@ -10,16 +10,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["KNOWN_ROLES", "Message", "Messages", "format_prompt", "normalize_messages"]
+__all__ = [
+    "KNOWN_ROLES",
+    "SYSTEM_ROLES",
+    "Message",
+    "Messages",
+    "Turn",
+    "format_prompt",
+    "format_turns",
+    "normalize_messages",
+]
 
 #: One chat message, as OpenAI and g4f shape it: {"role": "user", "content": "Hi"}.
 Message = Mapping[str, Any]
 #: A conversation, oldest message first.
 Messages = Sequence[Message]
+#: One checked message: (role, text).
+Turn = tuple[str, str]
 
 KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 # OpenAI's newer name for the system role; `include_system=False` leaves both out.
-_SYSTEM_ROLES = frozenset({"system", "developer"})
+SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
 def _content_text(content: object, where: str) -> str:
@@ -51,7 +62,7 @@ def _content_text(content: object, where: str) -> str:
     )
 
 
-def normalize_messages(messages: object) -> list[tuple[str, str]]:
+def normalize_messages(messages: object) -> list[Turn]:
     """Check `messages` and return them as (role, text) pairs.
 
     Raises TypeError or ValueError naming the first bad item, so that nothing is sent
@@ -67,7 +78,7 @@ def normalize_messages(messages: object) -> list[tuple[str, str]]:
         )
     if not messages:
         raise ValueError("messages is empty: give at least one message")
-    pairs: list[tuple[str, str]] = []
+    pairs: list[Turn] = []
     for index, message in enumerate(messages):
         if type(message) is not dict and not isinstance(message, Mapping):
             raise TypeError(f"messages[{index}] must be a dict, not {type(message).__name__}")
@@ -98,12 +109,27 @@ def format_prompt(
     each message becomes a `Role: text` line and, unless `do_continue`, the prompt ends
     with `\\nAssistant:` so the model answers as the assistant.
     """
-    pairs = normalize_messages(messages)
-    if not add_special_tokens and len(pairs) == 1:
-        return pairs[0][1]
+    return format_turns(
+        normalize_messages(messages),
+        add_special_tokens=add_special_tokens,
+        do_continue=do_continue,
+        include_system=include_system,
+    )
+
+
+def format_turns(
+    turns: Sequence[Turn],
+    *,
+    add_special_tokens: bool = False,
+    do_continue: bool = False,
+    include_system: bool = True,
+) -> str:
+    """`format_prompt` for turns that are checked already."""
+    if not add_special_tokens and len(turns) == 1:
+        return turns[0][1]
     lines = "\n".join(
         f"{role.capitalize()}: {text}"
-        for role, text in pairs
-        if include_system or role not in _SYSTEM_ROLES
+        for role, text in turns
+        if include_system or role not in SYSTEM_ROLES
     )
     return lines if do_continue else f"{lines}\nAssistant:"

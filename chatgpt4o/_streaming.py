@@ -10,6 +10,7 @@ when the pieces they carried are used up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from ._deadline import Deadline
@@ -27,11 +28,19 @@ class ReplyStream:
     after the pieces that came before it.
     """
 
-    __slots__ = ("_closed", "_deadline", "_ended", "_index", "_pieces", "_reader",
+    __slots__ = ("_closed", "_deadline", "_ended", "_index", "_on_end", "_pieces", "_reader",
                  "_response", "_streamed")
 
-    def __init__(self, response: Response, reader: ReplyReader, deadline: Deadline) -> None:
+    def __init__(
+        self,
+        response: Response,
+        reader: ReplyReader,
+        deadline: Deadline,
+        *,
+        on_end: Callable[[str], None] | None = None,
+    ) -> None:
         self._response = response
+        self._on_end = on_end
         self._reader = reader
         self._deadline = deadline
         self._pieces: list[str] = []
@@ -93,6 +102,8 @@ class ReplyStream:
         whole = self._reader.close()  # raises if the answer ended badly
         if not self._streamed and whole:
             self._pieces, self._index = [whole], 0
+        if self._on_end is not None:
+            self._on_end(whole)
 
     async def aclose(self) -> None:
         """End the transfer (if still running) and the call's deadline; idempotent."""

@@ -4,7 +4,7 @@ and the protocol seam (a toy plugin with a two-step turn runs on the unchanged e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import pytest
@@ -18,12 +18,14 @@ from chatgpt4o import (
     ScrapeError,
 )
 from chatgpt4o._exceptions import StaleCredentials
-from chatgpt4o._messages import Messages, format_prompt
+from chatgpt4o._memory import ConversationMemory
+from chatgpt4o._messages import Turn as MessageTurn
 from chatgpt4o._streaming import ReplyStream
 from chatgpt4o._transports.base import AsyncTransport, Request, Response
 from chatgpt4o.protocols.base import (
     Answer,
     ChatProtocol,
+    Conversation,
     PageReader,
     ReplyReader,
     Turn,
@@ -207,8 +209,9 @@ def test_for_site_refuses_a_non_string() -> None:
 
 # -- the seam: a toy plugin on the unchanged engine ----------------------------------------
 # The toy site's page says `token=T1`. A turn first posts the message to /cache (which
-# answers a key), then GETs /reply?key=... for the reply, one word per line. A request
-# with an old token is answered 403 "stale"; the page then says `token=T2`.
+# answers a key and the server's conversation id), then GETs /reply?key=... for the
+# reply, one word per line. A request with an old token is answered 403 "stale"; the page
+# then says `token=T2`. A /cache request may name the conversation it continues.
 
 
 class ToyReader(PageReader[str]):
@@ -249,20 +252,26 @@ class ToyProtocol(ChatProtocol[str, str]):
     name: ClassVar[str] = "toy"
     missing: ClassVar[str] = "no toy token on the page"
 
-    def prepare(self, messages: Messages) -> str:
-        return format_prompt(messages)
+    def prepare(self, turns: Sequence[MessageTurn]) -> str:
+        return turns[-1][1]
 
     def page_reader(self) -> PageReader[str]:
         return ToyReader()
 
-    def turn(self, credentials: str, prepared: str, *, visitor: str, stream: bool) -> Turn:
+    def turn(
+        self, credentials: str, conversation: Conversation[str], *, visitor: str, stream: bool
+    ) -> Turn:
+        continued = conversation.state or ""
         answer: Answer = yield Request(
-            "POST", "http://toy.test/cache", content=f"{credentials}|{prepared}".encode()
+            "POST",
+            "http://toy.test/cache",
+            content=f"{credentials}|{continued}|{conversation.prepared}".encode(),
         )
         self.check_answer(answer.status_code, answer.headers, answer.body.decode())
-        return Request("GET", f"http://toy.test/reply?key={answer.body.decode()}")
+        key, conversation.state = answer.body.decode().split("|")
+        return Request("GET", f"http://toy.test/reply?key={key}")
 
-    def reply_reader(self, credentials: str) -> ReplyReader:
+    def reply_reader(self, credentials: str, conversation: Conversation[str]) -> ReplyReader:
         return ToyReplies()
 
     def check_answer(
@@ -282,7 +291,7 @@ class ToySite(AsyncTransport):
         self.token = "T1"
         self.seen: list[str] = []
         self.cached: dict[str, str] = {}
-        self.rotate_after_page = False
+        self.conversations: list[str] = []  # the conversation of each /cache request
 
     async def send(self, request: Request) -> Response:
         path = request.url.split("toy.test", 1)[1]
@@ -290,11 +299,13 @@ class ToySite(AsyncTransport):
         if path.startswith("/?") or path == "/":
             return Response(200, content=f"<p>token={self.token}</p>", url=request.url)
         if path == "/cache":
-            token, message = (request.content or b"").decode().split("|", 1)
+            token, continued, message = (request.content or b"").decode().split("|", 2)
             if token != self.token:
                 return Response(403, content="stale")
+            conversation = continued or f"c{len(self.conversations) + 1}"
+            self.conversations.append(conversation)
             self.cached["k1"] = message
-            return Response(200, content="k1")
+            return Response(200, content=f"k1|{conversation}")
         words = self.cached.pop(path.split("key=")[1]).split()
         return Response(200, content="".join(f"{w}\n" for w in words) + "END")
 
@@ -382,3 +393,65 @@ async def test_many_cold_calls_load_the_page_once(toy: tuple[type[Chatgpt4o], To
     message = [{"role": "user", "content": "hi"}]
     await asyncio.gather(*(provider.create_async("", message) for _ in range(20)))
     assert site.seen.count("GET /") == 1
+
+
+# -- conversation continuity ----------------------------------------------------------------
+
+
+async def test_a_call_that_continues_a_conversation_continues_its_server_state(
+    toy: tuple[type[Chatgpt4o], ToySite],
+) -> None:
+    provider, site = toy
+    first = [{"role": "user", "content": "hello there"}]
+    reply = await provider.create_async("", first)
+    assert reply == "hellothere"
+    second = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "and"}]
+    reply2 = await provider.create_async("", second)
+    third = [*second, {"role": "assistant", "content": reply2}, {"role": "user", "content": "so"}]
+    pieces = [piece async for piece in provider.create_async_generator("", third)]
+    assert pieces == ["so"]
+    # a different history (an edited reply) is a new conversation
+    edited = [*first, {"role": "assistant", "content": "something else"},
+              {"role": "user", "content": "and"}]
+    await provider.create_async("", edited)
+    assert site.conversations == ["c1", "c1", "c1", "c4"]
+
+
+async def test_a_streamed_reply_is_remembered_once_it_has_ended(
+    toy: tuple[type[Chatgpt4o], ToySite],
+) -> None:
+    provider, site = toy
+    first = [{"role": "user", "content": "a b"}]
+    reply = "".join([piece async for piece in provider.create_async_generator("", first)])
+    second = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "c"}]
+    await provider.create_async("", second)
+    assert site.conversations == ["c1", "c1"]
+
+
+async def test_conversations_are_not_shared_between_sites(
+    toy: tuple[type[Chatgpt4o], ToySite],
+) -> None:
+    provider, site = toy
+    first = [{"role": "user", "content": "hi"}]
+    reply = await provider.create_async("", first)
+
+    class OtherSite(provider):  # type: ignore[valid-type,misc]
+        url = "http://toy.test"
+
+    second = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "x"}]
+    await OtherSite.create_async("", second)
+    assert site.conversations == ["c1", "c2"]  # the other class's memory knew nothing
+
+
+def test_memory_forgets_the_least_recently_used_first() -> None:
+    memory = ConversationMemory(size=2)
+    a, b, c = ([("user", name)] for name in "abc")
+    memory.remember(a, "ra", "A")
+    memory.remember(b, "rb", "B")
+    assert memory.recall([*a, ("assistant", "ra"), ("user", "more")]) == "A"  # a is fresh now
+    memory.remember(c, "rc", "C")  # b goes
+    assert len(memory) == 2
+    assert memory.recall([*b, ("assistant", "rb"), ("user", "more")]) is None
+    assert memory.recall([*a, ("assistant", "ra"), ("user", "more")]) == "A"
+    assert memory.recall([("user", "a")]) is None  # a single turn continues nothing
+    assert "a" not in repr(memory).replace("ConversationMemory", "")

@@ -16,17 +16,18 @@ See docs/protocol.md for the wire formats themselves.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
 from .._exceptions import StaleCredentials
-from .._messages import Messages
+from .._messages import Turn as MessageTurn
 from .._transports.base import Request
 
 __all__ = [
     "Answer",
     "ChatProtocol",
+    "Conversation",
     "PageReader",
     "ReplyReader",
     "StaleCredentials",
@@ -51,6 +52,20 @@ class Answer:
 
 #: One turn: preliminary requests out, their answers in, the reply's request returned.
 Turn = Generator[Request, Answer, Request]
+
+
+@dataclass(slots=True)
+class Conversation(Generic[Prepared]):
+    """One call's conversation as a protocol sees it.
+
+    `state` is what the server keeps of the conversation this call continues (an
+    Assistant thread id, say), or None for a new conversation; a protocol sets it
+    when an answer names the server's conversation, and the engine remembers it for
+    the call that continues this one (see `chatgpt4o/_memory.py`).
+    """
+
+    prepared: Prepared
+    state: object | None = None
 
 
 class PageReader(ABC, Generic[Credentials]):
@@ -94,10 +109,10 @@ class ChatProtocol(ABC, Generic[Credentials, Prepared]):
     missing: ClassVar[str]
 
     @abstractmethod
-    def prepare(self, messages: Messages) -> Prepared:
-        """Check the conversation and put it in the form `turn` uses; no I/O.
+    def prepare(self, turns: Sequence[MessageTurn]) -> Prepared:
+        """Put the call's checked (role, text) turns in the form `turn` uses; no I/O.
 
-        Raises TypeError or ValueError for messages the plugin cannot take.
+        Raises ValueError for a conversation the plugin cannot take.
         """
 
     @abstractmethod
@@ -110,7 +125,12 @@ class ChatProtocol(ABC, Generic[Credentials, Prepared]):
 
     @abstractmethod
     def turn(
-        self, credentials: Credentials, prepared: Prepared, *, visitor: str, stream: bool
+        self,
+        credentials: Credentials,
+        conversation: Conversation[Prepared],
+        *,
+        visitor: str,
+        stream: bool,
     ) -> Turn:
         """The requests of one chat turn (see `Turn`).
 
@@ -119,12 +139,16 @@ class ChatProtocol(ABC, Generic[Credentials, Prepared]):
         """
 
     @abstractmethod
-    def reply_reader(self, credentials: Credentials) -> ReplyReader:
+    def reply_reader(
+        self, credentials: Credentials, conversation: Conversation[Prepared]
+    ) -> ReplyReader:
         """A reader for the answer to the turn's last request."""
 
-    def read_reply(self, credentials: Credentials, body: bytes) -> str:
+    def read_reply(
+        self, credentials: Credentials, conversation: Conversation[Prepared], body: bytes
+    ) -> str:
         """The reply in a whole answer body (the answer was read at once)."""
-        reader = self.reply_reader(credentials)
+        reader = self.reply_reader(credentials, conversation)
         reader.feed(body)
         return reader.close()
 

@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import quote_plus, urlencode, urlsplit
@@ -31,10 +31,11 @@ from .._exceptions import (
     ServiceErrorKind,
     redact,
 )
-from .._messages import Messages, format_prompt
+from .._messages import Turn as MessageTurn
+from .._messages import format_turns
 from .._retry import parse_retry_after
 from .._transports.base import Request
-from .base import ChatProtocol, PageReader, ReplyReader, StaleCredentials, Turn
+from .base import ChatProtocol, Conversation, PageReader, ReplyReader, StaleCredentials, Turn
 
 __all__ = [
     "AJAX_PATH",
@@ -630,8 +631,8 @@ class WpaicgProtocol(ChatProtocol[PageInfo, str]):
     name: ClassVar[str] = "AI Power <= 2.2 (admin-ajax)"
     missing: ClassVar[str] = "No post ID found: the page has no AI Power chat widget (data-post-id)"
 
-    def prepare(self, messages: Messages) -> str:
-        prompt = format_prompt(messages)
+    def prepare(self, turns: Sequence[MessageTurn]) -> str:
+        prompt = format_turns(turns)
         if not prompt.strip():
             raise ValueError("messages: the prompt is empty; the site would refuse it")
         return prompt
@@ -642,21 +643,30 @@ class WpaicgProtocol(ChatProtocol[PageInfo, str]):
     def usable(self, credentials: PageInfo) -> bool:
         return bool(credentials.post_id and credentials.nonce)
 
-    def turn(self, credentials: PageInfo, prepared: str, *, visitor: str, stream: bool) -> Turn:
+    def turn(
+        self,
+        credentials: PageInfo,
+        conversation: Conversation[str],
+        *,
+        visitor: str,
+        stream: bool,
+    ) -> Turn:
         # One request: nothing to ask first (the yield below only makes this a generator).
         return Request(
             "POST",
             credentials.target,
             headers=credentials.headers,
-            content=encode_form(credentials, message=prepared, client_id=visitor),
+            content=encode_form(credentials, message=conversation.prepared, client_id=visitor),
             follow_redirects=False,  # a redirect would turn the POST into a GET
         )
         yield  # pragma: no cover
 
-    def reply_reader(self, credentials: PageInfo) -> ReplyReader:
+    def reply_reader(self, credentials: PageInfo, conversation: Conversation[str]) -> ReplyReader:
         return ReplyParser()
 
-    def read_reply(self, credentials: PageInfo, body: bytes) -> str:
+    def read_reply(
+        self, credentials: PageInfo, conversation: Conversation[str], body: bytes
+    ) -> str:
         return parse_reply(body)
 
     def check_answer(
