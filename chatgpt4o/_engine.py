@@ -23,12 +23,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ._config import check_cookies, check_proxy, check_retries, check_timeout
 from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES
 from ._deadline import Deadline
-from ._exceptions import NonceError, ScrapeError, StaleCredentials, redact
+from ._exceptions import NonceError, ProviderError, ScrapeError, StaleCredentials, redact
 from ._memory import ConversationMemory
 from ._messages import Messages, Turn, normalize_messages
 from ._pool import Backend, loop_local, pick_backend, transport_for, wrap_client
@@ -119,8 +119,10 @@ class _Running(Generic[Prepared]):
     deadline: Deadline
     retrying: Retrying
     conversation: Conversation[Prepared]
-    #: Credentials the site rejected in this call: the next attempt loads the page.
+    #: Credentials the site rejected in this call (the next attempt loads the page),
+    #: and how it rejected them.
     stale: object | None = None
+    rejection: StaleCredentials | None = None
 
 
 class Engine(Generic[Credentials, Prepared]):
@@ -239,18 +241,30 @@ class Engine(Generic[Credentials, Prepared]):
         step: Callable[[_Running[Prepared], Credentials], Awaitable[_T]],
     ) -> _T:
         credentials = await self._credentials(running)
+        rejection = running.rejection
+        if (
+            rejection is not None
+            and rejection.only_if_renewed
+            and rejection.if_again is not None
+            and self.protocol.same_credentials(cast("Credentials", running.stale), credentials)
+        ):
+            raise rejection.if_again  # the same credentials again: it was not about them
         try:
             return await step(running, credentials)
-        except StaleCredentials:
-            running.stale = credentials
+        except StaleCredentials as err:
+            running.stale, running.rejection = credentials, err
+            if self.site.credentials is credentials:
+                self.site.credentials = None  # never keep credentials the site rejected
             raise
 
     def _note_stale(self, error: StaleCredentials) -> None:
         logger.info("%s: the site rejected its nonce; loading the page again", self.label)
 
-    def _nonce_error(self, running: _Running[Prepared], error: StaleCredentials) -> NonceError:
-        if self.site.credentials is running.stale:
-            self.site.credentials = None  # dead: the next call starts from the page
+    def _nonce_error(
+        self, running: _Running[Prepared], error: StaleCredentials
+    ) -> ProviderError:
+        if error.if_again is not None:
+            return error.if_again
         return NonceError(
             error.server_message,
             prefix="The site rejected the chat nonce again after a fresh scrape",

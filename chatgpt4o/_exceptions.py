@@ -195,12 +195,25 @@ class ScrapeError(ResponseError):
 class StaleCredentials(ProviderError):
     """The site rejected the credentials read from its page (an expired nonce).
 
-    Not public: the engine loads the page again once and retries; a second rejection
-    becomes `NonceError`.
+    Not public: the engine forgets them, loads the page again (past page caches) and
+    tries once more. If the site rejects the fresh credentials too, the call raises
+    `if_again`, or a `NonceError` when that is None. With `only_if_renewed` the answer
+    may not have been about credentials at all: the engine tries again only when the
+    page gives different credentials, and raises `if_again` otherwise.
     """
 
-    def __init__(self, server_message: str) -> None:
+    def __init__(
+        self,
+        server_message: str,
+        *,
+        if_again: ProviderError | None = None,
+        only_if_renewed: bool = False,
+    ) -> None:
+        if only_if_renewed and if_again is None:
+            raise ValueError("only_if_renewed needs the error to raise instead (if_again)")
         self.server_message = server_message
+        self.if_again = if_again
+        self.only_if_renewed = only_if_renewed
         super().__init__(server_message)
 
 

@@ -123,6 +123,10 @@ class ChatProtocol(ABC, Generic[Credentials, Prepared]):
         """False for credentials that cannot make a request (incomplete ones)."""
         return True
 
+    def same_credentials(self, old: Credentials, new: Credentials) -> bool:
+        """Whether a fresh load of the page gave the credentials the site rejected."""
+        return old == new
+
     @abstractmethod
     def turn(
         self,
