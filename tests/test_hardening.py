@@ -159,7 +159,7 @@ def test_event_loops_are_freed_after_use() -> None:
 async def test_page_quotes_in_errors_hide_the_nonce(site: Site, emulator: SiteEmulator) -> None:
     nonce = emulator.current_nonce()
     emulator.fail_next(
-        Fault.page(f'<html><div class="wpaicg-chat-shortcode" data-nonce="{nonce}"></div>')
+        Fault.page(f'<html><div class="not-the-chat" data-nonce="{nonce}"></div>')
     )
     with pytest.raises(ScrapeError) as caught:
         await site.create_async("", USER_HELLO)

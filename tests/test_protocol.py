@@ -96,14 +96,14 @@ def test_site_widget_variant_uses_the_chatbox_action() -> None:
     assert info.streams is True
 
 
-def test_params_only_page_uses_search_nonce_and_wordpress_post_markers() -> None:
+def test_params_only_page_sends_an_empty_post_id_and_never_guesses_one() -> None:
     html = page('<article id="post-11" class="page">hello</article>', head=PARAMS + IMAGE_NONCE)
     info = scrape_page(html)
-    assert (info.post_id, info.nonce) == ("11", "5e2498d71a")
+    assert (info.post_id, info.nonce) == ("", "5e2498d71a")  # post-11 names another post
     html = f'<body class="page postid-42 logged-out">{PARAMS}</body>'
-    assert scrape_page(html).post_id == "42"
-    html = f"<link rel='shortlink' href='https://host/?p=43' />{PARAMS}"
-    assert scrape_page(html).post_id == "43"
+    assert scrape_page(html).post_id == ""
+    empty = page('<div class="wpaicg-chat-shortcode" data-nonce="5e2498d71a" data-post-id="">')
+    assert scrape_page(empty).post_id == ""
 
 
 def test_the_first_of_two_widgets_wins() -> None:
@@ -120,8 +120,8 @@ def test_never_takes_the_image_nonce() -> None:
         scrape_page(html)
 
 
-def test_missing_post_id() -> None:
-    with pytest.raises(ScrapeError, match="No post ID found") as caught:
+def test_a_page_without_the_chat() -> None:
+    with pytest.raises(ScrapeError, match="No AI Power chat on the page") as caught:
         scrape_page(page("<p>Just a blog</p>"))
     assert isinstance(caught.value, ResponseError)
     assert isinstance(caught.value, RuntimeError)
@@ -133,17 +133,21 @@ def test_malformed_nonce_is_not_taken() -> None:
         scrape_page(html)
 
 
-def test_scraper_stops_reading_a_megabyte_after_the_widget() -> None:
-    html = page(WIDGET).encode()
+def test_scraper_reads_until_it_has_the_widget_and_the_params() -> None:
+    html = page(WIDGET + "<p>" * 1000 + PARAMS).encode()
     cut = html.index(b"data-type")
     scraper = PageScraper()
     for index in range(0, cut, 7):  # arriving in small pieces
         assert not scraper.feed(html[index : min(index + 7, cut)])
-    assert not scraper.feed(html[cut:])
+    rest = html[cut:]
+    for index in range(0, len(rest) - 20, 13):
+        assert not scraper.feed(rest[index : index + 13])
     assert scraper.widget is not None
-    assert scraper.result().nonce == "5e2498d71a"
-    assert not scraper.feed(b"x" * 1000 * 1000)
-    assert scraper.feed(b"x" * 100 * 1000)
+    assert scraper.feed(rest[index + 13 :])  # the params' script has ended: enough
+    info = scraper.result()
+    assert info is not None
+    assert info.nonce == "5e2498d71a"
+    assert info.ajax_url == "https://host/wp-admin/admin-ajax.php"
     assert not PageScraper().feed(page("").encode())  # CSS rules for the class do not count
 
 
@@ -164,18 +168,19 @@ def test_divider_is_not_a_div() -> None:
 
 
 def test_form_has_every_field_of_the_protocol() -> None:
-    info = PageInfo(post_id="11", nonce="5e2498d71a", bot_id="3")
-    form = build_form(info, message="Hi", site_url="https://chatgpt4o.one", client_id="abcdefghij")
-    assert form == {
-        "_wpnonce": "5e2498d71a",
-        "post_id": "11",
-        "url": "https://chatgpt4o.one",
-        "action": SHORTCODE_ACTION,
-        "message": "Hi",
-        "bot_id": "3",
-        "chatbot_identity": "shortcode",
-        "wpaicg_chat_client_id": "abcdefghij",
-    }
+    info = PageInfo(post_id="11", nonce="5e2498d71a", bot_id="3", site_url="https://chatgpt4o.one")
+    form = build_form(info, message="Hi", client_id="abcdefghij")
+    assert list(form.items()) == [
+        ("_wpnonce", "5e2498d71a"),
+        ("post_id", "11"),
+        ("url", "https://chatgpt4o.one"),
+        ("action", SHORTCODE_ACTION),
+        ("message", "Hi"),
+        ("bot_id", "3"),
+        ("chatbot_identity", "custom_bot_3"),
+        ("wpaicg_chat_history", "[]"),
+        ("wpaicg_chat_client_id", "abcdefghij"),
+    ]
 
 
 def test_client_ids_are_ten_random_alphanumerics() -> None:
@@ -330,10 +335,11 @@ def test_stream_error_events(flag: str, error: type[Exception]) -> None:
         parse_reply(body)
 
 
-def test_stream_trailer_error_is_raised() -> None:
-    body = event("x") + b"data: [DONE]\n\n" + php_json({"status": "error", "msg": "Upstream"})
-    with pytest.raises(ServiceError, match="Upstream"):
-        parse_reply(body)
+def test_what_follows_done_is_ignored_once_pieces_came() -> None:
+    trailer = php_json({"status": "error", "msg": "Upstream", "log": False})
+    assert parse_reply(event("x") + b"data: [DONE]\n\n" + trailer) == "x"
+    with pytest.raises(ServiceError, match="Upstream"):  # no piece: the trailer is the answer
+        parse_reply(b"data: [DONE]\n\n" + trailer)
 
 
 def test_stream_trailer_data_used_when_no_pieces() -> None:
@@ -440,7 +446,10 @@ def test_other_statuses(status: int) -> None:
         ({"status": "error", "msg": "You are not allowed to access this feature."}, "ip_banned"),
         ({"status": "error", "msg": "Your message contains prohibited words."}, "banned_words"),
         ({"status": "error", "msg": "It appears that nothing was inputted."}, "empty_message"),
-        ({"status": "error", "msg": "Rate limit reached for gpt-4o-mini"}, "upstream"),
+        (
+            {"status": "error", "msg": "Rate limit reached", "greeting_message": "", "log": 1},
+            "upstream",
+        ),
         ({"msg": "Blocked", "ipBanned": True}, "ip_banned"),
         ({"msg": "Flagged", "messageFlagged": True}, "banned_words"),
     ],

@@ -1,14 +1,20 @@
 """AI Power 1.8.79-2.2 ("wpaicg"): the admin-ajax chat protocol (docs/protocol.md §2-§4).
 
-Pure functions and small parsers, no I/O: scraping the page (§2), building the
-admin-ajax form (§3), and reading the answers (§4) into a reply or a typed error;
-`WpaicgProtocol` puts them behind the engine's protocol seam.
+Pure functions and small parsers, no I/O: reading the page (§2), building the
+admin-ajax form with the conversation in the plugin's own history field (§3), and
+reading the answers, plain JSON or one of the two event-stream dialects (§4), into a
+reply or a typed error; `WpaicgProtocol` puts them behind the engine's protocol seam.
+
 Everything here runs in linear time on any input: the page is walked with plain
 searches, and the few regexes cannot backtrack, so a crafted page cannot stall a call.
+Nothing is recognised by English wording alone where the plugin's text is translated:
+shapes, flags and statuses decide, words are a hint at most.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 import re
@@ -19,23 +25,25 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import quote_plus, urlencode, urlsplit
 
-from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES, PAGE_DRAIN_BYTES
+from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES
 from .._exceptions import (
     CloudflareError,
     HTTPStatusError,
     PluginUnavailableError,
+    ProviderError,
     RateLimitError,
     ResponseError,
     ScrapeError,
     ServiceError,
     ServiceErrorKind,
+    StaleCredentials,
     redact,
 )
+from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
-from .._messages import format_turns
 from .._retry import parse_retry_after
 from .._transports.base import Request
-from .base import ChatProtocol, Conversation, PageReader, ReplyReader, StaleCredentials, Turn
+from .base import ChatProtocol, Conversation, PageReader, ReplyReader, Turn
 
 __all__ = [
     "AJAX_PATH",
@@ -43,12 +51,15 @@ __all__ = [
     "SHORTCODE_ACTION",
     "PageInfo",
     "PageScraper",
+    "Prepared",
     "ReplyParser",
     "WpaicgProtocol",
     "build_form",
     "check_status",
+    "encode_form",
     "new_client_id",
     "parse_reply",
+    "prepare_turns",
     "scrape_page",
 ]
 
@@ -62,23 +73,17 @@ CHATBOX_ACTION = "wpaicg_chatbox_message"
 _WIDGET_CLASSES = frozenset({"wpaicg-chat-shortcode", "wpaicg-chatbox"})
 # An opening tag longer than this is not the widget (real ones are under 2 KB).
 _MAX_TAG_BYTES = 64 * 1024
+# wpaicgParams is one line of JSON, a few KB; a base64 copy of it is a third longer.
+_MAX_PARAMS_BYTES = 256 * 1024
 _TAG_NAME_END = frozenset(b" \t\r\n\f/")
 # name = "value" | 'value' | bare; names as the plugin writes them (data-openai_stream_nav)
 _ATTRIBUTE = re.compile(r"""([\w:.-]{1,100})\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 _NONCE = re.compile(r"[0-9a-f]{10}", re.IGNORECASE)
-# data-post-id="11", or "<11" from the markup bug of plugin 1.9.16-2.2
+# data-post-id="11", or "<11" from the widget's markup bug of plugin 1.9.16-2.2
 _POST_ID = re.compile(r"\s*<?\s*(\d{1,20})\s*")
 _DIGITS = re.compile(r"\s*(\d{1,20})\s*")
-_PARAMS_NONCE = re.compile(r""""search_nonce"\s{0,10}:\s{0,10}"([0-9a-fA-F]{10})\"""")
-# Where WordPress itself names the post when the widget does not (params-only pages):
-# the body class, the element id of the post, and the shortlink.
-_PAGE_POST_ID = (
-    re.compile(r"""\bpostid-(\d{1,20})\b"""),
-    re.compile(r"""\bid=["']post-(\d{1,20})["']"""),
-)
-_SHORTLINK = re.compile(r"""rel=["']shortlink["']""")
-_PARAMS_AJAX_URL = re.compile(rb'"ajax_url"\s{0,10}:\s{0,10}"((?:[^"\\]|\\.){1,2000})"')
-_SHORTLINK_POST = re.compile(r"""[?&]p=(\d{1,20})\b""")
+_PARAMS_NAME = b"wpaicgparams"
+_DATA_URI = b"data:text/javascript;base64,"
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,15 @@ class PageInfo:
     part of its form are worked out once per page load, not once per call.
     """
 
+    #: `data-post-id` as a number, or "" (pages with no post; params-only pages).
     post_id: str
     nonce: str = field(repr=False)
     bot_id: str = "0"
     action: str = SHORTCODE_ACTION
     streams: bool = False
-    #: admin-ajax.php as the page names it (wpaicgParams.ajax_url), if it does.
+    #: The bot is an OpenAI Assistant (`data-assistant-enabled="true"`, 1.8.95+).
+    assistant: bool = False
+    #: admin-ajax.php as `wpaicgParams.ajax_url` names it, if the page has it.
     ajax_url: str | None = None
     #: The page's own URL, after redirects (set by the caller that fetched it).
     page_url: str | None = None
@@ -103,43 +111,48 @@ class PageInfo:
 
     @functools.cached_property
     def target(self) -> str:
-        """admin-ajax.php of the site, after any redirect of the page.
+        """Where the chat request goes (docs/protocol.md §3.1).
 
-        The page's own `wpaicgParams.ajax_url` wins when it is on the page's host;
-        otherwise it sits under the page's (final) address.
+        `wpaicgParams.ajax_url` when the page names one on its own host (a nonce is
+        never sent to another host), else admin-ajax.php at the page's origin.
         """
-        page_url = self.page_url or self.site_url.rstrip("/") + "/"
+        page = urlsplit(self.page_url or self.site_url.rstrip("/") + "/")
         if self.ajax_url:
-            named, final = urlsplit(self.ajax_url), urlsplit(page_url)
-            if (named.scheme, named.netloc) == (final.scheme, final.netloc):
+            named = urlsplit(self.ajax_url)
+            if (named.scheme, named.netloc) == (page.scheme, page.netloc):
                 return self.ajax_url
-        return page_url.split("?", 1)[0].rstrip("/") + AJAX_PATH
+        return f"{page.scheme}://{page.netloc}{AJAX_PATH}"
 
     @functools.cached_property
     def headers(self) -> dict[str, str]:
-        """The chat request's headers, as the plugin's browser script sends them."""
-        site = urlsplit(self.target)
+        """The chat request's headers, as the plugin's browser script sends them (its
+        raw fetch sends no X-Requested-With)."""
+        page_url = self.page_url or self.site_url.rstrip("/") + "/"
+        page = urlsplit(page_url)
         return {
             **BROWSER_HEADERS,
             "content-type": "application/x-www-form-urlencoded; charset=UTF-8",
-            "origin": f"{site.scheme}://{site.netloc}",
-            "referer": self.page_url or self.site_url.rstrip("/") + "/",
-            "x-requested-with": "XMLHttpRequest",
+            "origin": f"{page.scheme}://{page.netloc}",
+            "referer": page_url,
         }
 
     @functools.cached_property
     def form_parts(self) -> tuple[str, str]:
         """The encoded form around the message: (before `message=`, after it up to the
-        visitor id), so a call only encodes its own message."""
+        history), so a call only encodes what is its own."""
         before = urlencode(
             {"_wpnonce": self.nonce, "post_id": self.post_id, "url": self.site_url,
              "action": self.action}
         )
-        after = urlencode(
-            {"bot_id": self.bot_id,
-             "chatbot_identity": "widget" if self.action == CHATBOX_ACTION else "shortcode"}
-        )
-        return before + "&message=", f"&{after}&wpaicg_chat_client_id="
+        after = urlencode({"bot_id": self.bot_id, "chatbot_identity": self.identity})
+        return before + "&message=", f"&{after}&wpaicg_chat_history="
+
+    @property
+    def identity(self) -> str:
+        """`chatbot_identity`: custom_bot_<id> for a custom bot, else the widget's kind."""
+        if self.bot_id not in ("", "0"):
+            return f"custom_bot_{self.bot_id}"
+        return "widget" if self.action == CHATBOX_ACTION else "shortcode"
 
 
 def _attributes(tag: str) -> dict[str, str]:
@@ -151,14 +164,30 @@ def _attributes(tag: str) -> dict[str, str]:
     return attributes
 
 
-class PageScraper:
-    """Reads the page as it arrives and finds the chat widget in linear time.
+def _read_params(script: str) -> dict[str, Any] | None:
+    """The object assigned to `wpaicgParams` in a script's text, if it is there."""
+    at = script.lower().find("wpaicgparams")
+    while at != -1:
+        rest = script[at + len("wpaicgparams") :].lstrip()
+        if rest.startswith("="):
+            value = rest[1:].lstrip()
+            try:
+                params, _ = json.JSONDecoder().raw_decode(value)
+            except (ValueError, RecursionError):
+                return None
+            return params if isinstance(params, dict) else None
+        at = script.lower().find("wpaicgparams", at + 1)
+    return None
 
-    `feed` returns True once reading more is pointless: the widget's opening tag is
-    whole and the page has not ended within a megabyte after it, or `max_bytes` have
-    come. `result` then reads post ID and nonce. Opening
-    `<div` tags are walked left to right with plain searches (no regex that could
-    backtrack), resuming where the last chunk left off.
+
+class PageScraper:
+    """Reads the page as it arrives; finds the chat widget and `wpaicgParams`.
+
+    `feed` returns True once reading more is pointless: both are found, or
+    `max_bytes` have come. The widget is the first `<div` whose classes name it; its
+    opening tags are walked left to right with plain searches, resuming where the last
+    chunk left off. `wpaicgParams` is read only from the object assigned to that name,
+    inline or in a base64 `data:` script, never from another script's keys.
     """
 
     def __init__(self, *, max_bytes: int = MAX_PAGE_BYTES) -> None:
@@ -167,8 +196,10 @@ class PageScraper:
         self._lower = bytearray()
         self._scan = 0  # every <div before this offset has been looked at
         self._no_close_before = 0  # no ">" between the pending <div and this offset
-        self._enough = max_bytes  # read no further than this
+        self._params_scan = 0  # the params searches resume here
+        self._uri_scan = 0
         self.widget: dict[str, str] | None = None
+        self.params: dict[str, Any] | None = None
 
     def feed(self, chunk: bytes) -> bool:
         room = self._max_bytes - len(self._page)
@@ -177,9 +208,10 @@ class PageScraper:
         self._lower += chunk.lower()
         if self.widget is None:
             self._find_widget()
-            if self.widget is not None:
-                self._enough = min(self._max_bytes, self._scan + PAGE_DRAIN_BYTES)
-        return len(self._page) >= self._enough
+        if self.params is None:
+            self._find_params()
+        full = len(self._page) >= self._max_bytes
+        return full or (self.widget is not None and self.params is not None)
 
     def _find_widget(self) -> None:
         lower = self._lower
@@ -196,7 +228,7 @@ class PageScraper:
                 self._scan = start  # the tag is not whole yet
                 self._no_close_before = len(lower)
                 return
-            self._scan = end + 1  # after the widget is found: where its tag ends
+            self._scan = end + 1
             if end - start > _MAX_TAG_BYTES or b"wpaicg-chat" not in lower[start:end]:
                 continue
             attributes = _attributes(bytes(self._page[start + 4 : end]).decode("utf-8", "replace"))
@@ -204,45 +236,79 @@ class PageScraper:
                 self.widget = attributes
                 return
 
+    def _find_params(self) -> None:
+        lower = self._lower
+        # Inline: `var wpaicgParams = {...};` up to the end of its script.
+        while (at := lower.find(_PARAMS_NAME, self._params_scan)) != -1:
+            end = lower.find(b"</script", at)
+            if end == -1:
+                if len(lower) - at > _MAX_PARAMS_BYTES:
+                    self._params_scan = at + 1  # not a script we can read
+                    continue
+                return  # wait for the end of the script
+            self._params_scan = at + 1
+            if end - at <= _MAX_PARAMS_BYTES:
+                script = bytes(self._page[at:end]).decode("utf-8", "replace")
+                self.params = _read_params(script)
+                if self.params is not None:
+                    return
+        self._params_scan = max(self._params_scan, len(lower) - len(_PARAMS_NAME))
+        # Optimisers: `<script src="data:text/javascript;base64,...">`.
+        while (at := lower.find(_DATA_URI, self._uri_scan)) != -1:
+            start = at + len(_DATA_URI)
+            quote = next(
+                (found for found in (lower.find(b'"', start), lower.find(b"'", start))
+                 if found != -1),
+                -1,
+            )
+            if quote == -1:
+                if len(lower) - start > _MAX_PARAMS_BYTES:
+                    self._uri_scan = start
+                    continue
+                return
+            self._uri_scan = quote
+            if quote - start > _MAX_PARAMS_BYTES:
+                continue
+            try:
+                decoded = base64.b64decode(bytes(self._page[start:quote]), validate=False)
+            except (binascii.Error, ValueError):
+                continue
+            self.params = _read_params(decoded.decode("utf-8", "replace"))
+            if self.params is not None:
+                return
+        self._uri_scan = max(self._uri_scan, len(lower) - len(_DATA_URI))
+
     @property
     def text(self) -> str:
         return bytes(self._page).decode("utf-8", "replace")
 
-    def result(self) -> PageInfo:
-        """Post ID, nonce and the widget's settings; ScrapeError when they are missing.
+    def result(self) -> PageInfo | None:
+        """The site's credentials; None when the page has no trace of the chat.
 
-        The first chat widget on the page wins. When the page has no widget attributes,
-        `wpaicgParams.search_nonce` and WordPress's own post markers stand in. The image
-        upload nonce (`wpaicg-img-nonce`) is never taken.
+        The first chat widget wins; its own `data-nonce` is preferred to
+        `wpaicgParams.search_nonce`. A missing or empty post ID is sent empty (the
+        server only uses it for page context), never guessed from other markup.
+        Raises ScrapeError when the chat is there but no nonce is.
         """
-        attributes = self.widget or {}
-        html: str | None = None  # decoded only when a fallback needs the whole page
-
-        post_id = None
-        if (found := _POST_ID.fullmatch(attributes.get("data-post-id", ""))) is not None:
-            post_id = found.group(1)
-        else:
-            html = self.text
-            post_id = _post_id_from_wordpress_markup(html)
-        if post_id is None:
-            raise ScrapeError(
-                "No post ID found: the page has no AI Power chat widget (data-post-id)",
-                body=html if html is not None else self.text,
-            )
+        attributes = self.widget
+        params = self.params or {}
+        if attributes is None and not params:
+            return None
+        attributes = attributes or {}
+        found = _POST_ID.fullmatch(attributes.get("data-post-id", ""))
+        post_id = found.group(1) if found is not None else ""
 
         nonce = attributes.get("data-nonce", "").strip()
         if not _NONCE.fullmatch(nonce):
-            html = self.text if html is None else html
-            params = _PARAMS_NONCE.search(html)
-            if params is None:
+            search_nonce = params.get("search_nonce")
+            nonce = search_nonce.strip() if isinstance(search_nonce, str) else ""
+            if not _NONCE.fullmatch(nonce):
                 raise ScrapeError(
-                    "No nonce found: the chat widget has no data-nonce and the page has no "
-                    "wpaicgParams.search_nonce",
-                    body=html,
+                    "No nonce found: the chat widget has no data-nonce and the page's "
+                    "wpaicgParams has no search_nonce",
+                    body=self.text,
                 )
-            nonce = params.group(1)
-
-        ajax = _PARAMS_AJAX_URL.search(self._page)
+        ajax_url = params.get("ajax_url")
         bot = _DIGITS.fullmatch(attributes.get("data-bot-id", ""))
         classes = attributes.get("class", "").split()
         is_site_widget = attributes.get("data-type") == "widget" or "wpaicg-chatbox" in classes
@@ -252,68 +318,155 @@ class PageScraper:
             bot_id=bot.group(1) if bot else "0",
             action=CHATBOX_ACTION if is_site_widget else SHORTCODE_ACTION,
             streams=attributes.get("data-openai_stream_nav", "").strip() == "1",
-            ajax_url=ajax.group(1).decode("utf-8", "replace").replace("\\/", "/") if ajax else None,
+            assistant=attributes.get("data-assistant-enabled", "").strip().lower() == "true",
+            ajax_url=ajax_url if isinstance(ajax_url, str) and ajax_url else None,
         )
-
-
-def _post_id_from_wordpress_markup(html: str) -> str | None:
-    for pattern in _PAGE_POST_ID:
-        if (found := pattern.search(html)) is not None:
-            return found.group(1)
-    for link in _SHORTLINK.finditer(html):
-        tag_end = html.find(">", link.end(), link.end() + 1000)
-        tag_start = html.rfind("<", max(0, link.start() - 1000), link.start())
-        found = (
-            _SHORTLINK_POST.search(html, tag_start, tag_end)
-            if tag_end != -1 and tag_start != -1
-            else None
-        )
-        if found is not None:
-            return found.group(1)
-    return None
 
 
 def scrape_page(html: str | bytes) -> PageInfo:
-    """Post ID, nonce and widget settings from a whole page (see `PageScraper`)."""
+    """The credentials in a whole page (see `PageScraper`); ScrapeError without a chat."""
     scraper = PageScraper(max_bytes=max(MAX_PAGE_BYTES, len(html) * 4))
     scraper.feed(html.encode("utf-8", "surrogatepass") if isinstance(html, str) else html)
-    return scraper.result()
+    info = scraper.result()
+    if info is None:
+        raise ScrapeError(WpaicgProtocol.missing, body=scraper.text)
+    return info
 
 
-# -- §3: the request ----------------------------------------------------------------
+# -- §3: the request ------------------------------------------------------------------
 
 _CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
+_HTML_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#039;"}
+)
+# The server deletes every backslash of the history before decoding it, so a JSON
+# escape would break it: quotes become entities, backslashes go, line breaks and tabs
+# (escaped as \n, \t) become spaces.
+_HISTORY_SAFE = str.maketrans({'"': "&quot;", "\\": None, "\n": " ", "\r": " ", "\t": " "})
 
 
 def new_client_id() -> str:
-    """A `wpaicg_chat_client_id`: 10 random alphanumerics, one per conversation."""
+    """A `wpaicg_chat_client_id`: 10 random alphanumerics, kept per visitor."""
     return "".join(secrets.choice(_CLIENT_ID_ALPHABET) for _ in range(10))
 
 
-def build_form(page: PageInfo, *, message: str, site_url: str, client_id: str) -> dict[str, str]:
-    """The admin-ajax form (docs/protocol.md §3), field by field."""
-    return {
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One call's conversation as the plugin takes it: the last user turn as
+    `message`, the earlier turns as `wpaicg_chat_history` (JSON)."""
+
+    message: str
+    history: str = "[]"
+    #: True when the conversation did not end with a user turn and was sent flattened.
+    flattened: bool = False
+
+
+def _history_entry(role: str, text: str) -> str:
+    if role == "user":
+        return "Human: " + text.translate(_HTML_ESCAPES).translate(_HISTORY_SAFE)
+    return "AI: " + text.translate(_HISTORY_SAFE)
+
+
+def prepare_turns(turns: Sequence[MessageTurn]) -> Prepared:
+    """Put a conversation in the plugin's own shape (docs/protocol.md §3.3).
+
+    System text has no field: it goes before the first user turn of the history, or
+    before the message when there is no history. A conversation that does not end with
+    a user turn is flattened into `message`, as g4f's `format_prompt` does.
+    """
+    system = " ".join(text for role, text in turns if role in SYSTEM_ROLES and text.strip())
+    dialogue = [(role, text) for role, text in turns if role not in SYSTEM_ROLES]
+    if not dialogue or dialogue[-1][0] != "user":
+        message, earlier, flattened = format_turns(turns), [], True
+    else:
+        message, earlier, flattened = dialogue[-1][1], dialogue[:-1], False
+    entries: list[str] = []
+    if earlier:
+        first_user = next((i for i, (role, _) in enumerate(earlier) if role == "user"), None)
+        if system and first_user is not None:
+            role, text = earlier[first_user]
+            earlier[first_user] = (role, f"{system} {text}")
+        elif system:
+            earlier.insert(0, ("user", system))
+        entries = [_history_entry(role, text) for role, text in earlier]
+    elif system and not flattened:
+        message = f"{system}\n\n{message}"
+    if not message.strip() or message == "0":  # PHP's empty(): the plugin would refuse it
+        raise ValueError("messages: the prompt is empty; the site would refuse it")
+    history = json.dumps(
+        [{"id": index, "text": text} for index, text in enumerate(entries, 1)],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    # The browser HTML-escapes what the visitor typed; so do we (docs/protocol.md §3.3).
+    return Prepared(message.translate(_HTML_ESCAPES), history, flattened)
+
+
+def build_form(
+    page: PageInfo,
+    *,
+    message: str,
+    client_id: str,
+    history: str = "[]",
+    thread_id: str | None = None,
+    chat_id: str | None = None,
+) -> dict[str, str]:
+    """The admin-ajax form (docs/protocol.md §3.2), field by field, in the browser's order."""
+    form = {
         "_wpnonce": page.nonce,
         "post_id": page.post_id,
-        "url": site_url,
+        "url": page.site_url,
         "action": page.action,
         "message": message,
         "bot_id": page.bot_id,
-        "chatbot_identity": "widget" if page.action == CHATBOX_ACTION else "shortcode",
+        "chatbot_identity": page.identity,
+        "wpaicg_chat_history": history,
         "wpaicg_chat_client_id": client_id,
     }
+    if thread_id:
+        form["thread_id"] = thread_id
+    if chat_id:
+        form["chat_id"] = chat_id
+    return form
 
 
-# -- §4: the answers -----------------------------------------------------------------
+def encode_form(
+    page: PageInfo,
+    prepared: Prepared,
+    *,
+    client_id: str,
+    thread_id: str | None = None,
+    chat_id: str | None = None,
+) -> bytes:
+    """`build_form` encoded as the browser sends it, reusing the page's fixed parts."""
+    before, after = page.form_parts
+    history = "%5B%5D" if prepared.history == "[]" else quote_plus(prepared.history)
+    message = quote_plus(prepared.message)
+    body = f"{before}{message}{after}{history}&wpaicg_chat_client_id={client_id}"
+    if thread_id:
+        body += "&thread_id=" + quote_plus(thread_id)
+    if chat_id:
+        body += "&chat_id=" + chat_id
+    return body.encode("ascii")
 
-# Every wording of "bad or expired nonce" the plugin and WordPress have used.
+
+# -- §4: the answers ------------------------------------------------------------------
+
+# "Bad or expired nonce" in the plugin's English wordings (a hint: sites translate them).
 _STALE_NONCE_MESSAGES = ("nonce verification failed", "security check")
+# WordPress's wp_nonce_ays() text, whatever the language: the link it adds.
+_AYS_LINK = "</p><p><a href="
 _EXPIRED_LINK_MARKERS = ("the link you followed has expired", "are you sure you want to do this")
-# wp_die()'s page, whatever the site's language: the shape of check_admin_referer's 403.
-_WP_DIE_MARKERS = ('id="error-page"', "wp-die-message")
 # Only challenge pages carry these; Cloudflare's "challenge-platform" script is injected
 # into ordinary pages too, so it proves nothing.
 _CLOUDFLARE_MARKERS = ("<title>just a moment...</title>", "cf-chl-", "cf_chl_")
+# What PHP prints before the body on sites that display errors (docs/protocol.md §4.9).
+_PHP_NOISE = re.compile(
+    rb"\s*(?:<br\s*/?>\s*)*(?:PHP\s+)?(?:<b>)?\s*"
+    rb"(?:Warning|Notice|Deprecated|Strict Standards|Fatal error|Parse error)\s*(?:</b>)?\s*:",
+    re.IGNORECASE,
+)
+_BREAK_LINE = re.compile(rb"\s*(?:<br\s*/?>\s*)+")
 
 
 def _is_stale_nonce_message(message: str) -> bool:
@@ -330,21 +483,47 @@ def _is_cloudflare(status: int, headers: Mapping[str, str], body: str) -> bool:
     return any(marker in head for marker in _CLOUDFLARE_MARKERS)
 
 
+def _first_line_of(body: str) -> str:
+    """The wp_die() text without its markup: what the site said, for the error."""
+    text = body.split("</p>", 1)[0]
+    text = re.sub(r"<[^>]{0,2000}>", " ", text[:2000])
+    return " ".join(text.split()) or body.strip()[:200]
+
+
+def _stale_nonce_answer(body: str, status: int) -> StaleCredentials:
+    """admin-ajax's answer to a rejected nonce (docs/protocol.md §4.7), any language.
+
+    A bare text (no HTML page) is the nonce check itself; if a fresh nonce is rejected
+    too, that is a `NonceError`. A whole HTML page may be something else in front of
+    the site: a second one is reported as the HTTP error it is.
+    """
+    bare = "<html" not in body[:8192].lower()
+    if body.strip() == "-1":
+        said = "-1 (WordPress's AJAX referer check failed)"
+    else:
+        said = _first_line_of(body) if body.strip() else f"HTTP {status} with an empty body"
+    again: ProviderError | None = None
+    if not bare:
+        again = HTTPStatusError(
+            "The site refused the chat request again after a fresh scrape",
+            status_code=status,
+            body=body,
+        )
+    return StaleCredentials(said, if_again=again)
+
+
 def check_status(
     status: int, headers: Mapping[str, str], body: str, *, ajax: bool = True
 ) -> None:
     """Raise the typed error for a non-2xx answer; return for 2xx.
 
     `headers` must look names up case-insensitively (curl_cffi's and httpx's do).
-    With `ajax`, the admin-ajax rows apply: the expired-link page means a stale nonce
-    and a bare `0` means the plugin has no chat action.
+    With `ajax`, the admin-ajax rows apply: any 403 that is not Cloudflare's is a
+    rejected nonce, whatever its words, and a bare `0` means the plugin has no chat
+    action.
     """
     if 200 <= status < 300:
         return
-    if ajax and status == 403 and headers.get("cf-mitigated", "").lower() != "challenge":
-        lowered = body[:8192].lower()
-        if any(marker in lowered for marker in _EXPIRED_LINK_MARKERS + _WP_DIE_MARKERS):
-            raise StaleCredentials("The link you followed has expired.")
     if _is_cloudflare(status, headers, body):
         raise CloudflareError(
             "Cloudflare challenged the request; pass the cf_clearance cookie (and the "
@@ -352,6 +531,8 @@ def check_status(
             status_code=status,
             body=body,
         )
+    if ajax and status == 403:
+        raise _stale_nonce_answer(body, status)
     if ajax and status == 400 and body.strip() == "0":
         raise PluginUnavailableError(
             "This site's plugin no longer speaks this protocol: admin-ajax.php has no "
@@ -381,16 +562,18 @@ def check_status(
     )
 
 
-# The plugin's refusals, by the flag of a stream event or the words of its message.
+# The plugin's refusals: by the flag of a stream event first, by words only as a hint.
 _REFUSAL_FLAGS: dict[str, ServiceErrorKind] = {
     "ipBanned": "ip_banned",
     "messageFlagged": "banned_words",
+    "modflag": "banned_words",
     "pineconeError": "upstream",
 }
 _REFUSAL_WORDS: tuple[tuple[str, ServiceErrorKind], ...] = (
     ("not allowed to access this feature", "ip_banned"),
     ("prohibited words", "banned_words"),
     ("nothing was inputted", "empty_message"),
+    ("unable to initialize the ai instance", "upstream"),
 )
 
 
@@ -400,6 +583,7 @@ def _refusal_kind(text: str) -> ServiceErrorKind:
 
 
 def _raise_for_plugin_error(answer: Mapping[str, Any]) -> None:
+    """Raise the typed error a JSON answer or flag event stands for; return for a reply."""
     message = answer.get("msg")
     text = message if isinstance(message, str) else ""
     if answer.get("tokenLimitReached"):
@@ -414,11 +598,23 @@ def _raise_for_plugin_error(answer: Mapping[str, Any]) -> None:
     error = answer.get("error")
     if isinstance(error, Mapping):  # an upstream OpenAI error object passed through
         raise ServiceError(str(error.get("message") or error))
+    if answer.get("success") is False:  # wp_send_json_error: never a reply
+        data = answer.get("data")
+        said = data if isinstance(data, str) else text or json.dumps(data)[:200]
+        raise ServiceError(said or "(no message)")
     unlabelled = "status" not in answer and "data" not in answer and bool(text)
     if answer.get("status") == "error" or unlabelled:
         if _is_stale_nonce_message(text):
             raise StaleCredentials(text)
-        raise ServiceError(text or "(no message)", kind=_refusal_kind(text))
+        kind = _refusal_kind(text)
+        refusal = ServiceError(text or "(no message)", kind=kind)
+        if set(answer) == {"status", "msg"} and not any(
+            words in text.lower() for words, _ in _REFUSAL_WORDS
+        ):
+            # Up to 1.8.90 the nonce failure is this shape, translated on most sites:
+            # worth one fresh nonce, if the page gives a different one.
+            raise StaleCredentials(text, if_again=refusal, only_if_renewed=True)
+        raise refusal
 
 
 def _decode(body: bytes) -> str:
@@ -431,14 +627,35 @@ def _decode(body: bytes) -> str:
         ) from err
 
 
-def _reply_from_json(text: str) -> str:
-    """The `data` of a plain JSON answer (§4), or the typed error it stands for."""
+def _skip_php_noise(body: bytes) -> bytes:
+    """`body` without the PHP warnings and notices printed before it."""
+    offset = 0
+    while True:
+        if _PHP_NOISE.match(body, offset) is None:
+            breaks = _BREAK_LINE.match(body, offset)
+            if breaks is None or breaks.end() == offset:
+                return body[offset:]
+            offset = breaks.end()
+            continue
+        end = body.find(b"\n", offset)
+        if end == -1:
+            return b""
+        offset = end + 1
+
+
+def _read_json_answer(text: str) -> tuple[str, str | None]:
+    """The reply (`data`) and Assistant thread id of a plain JSON answer, or the typed
+    error it stands for."""
     stripped = text.strip()
     if not stripped:
         raise ResponseError("Unexpected response: the answer is empty", body="")
     try:
         answer = json.loads(stripped)
     except (ValueError, RecursionError) as err:
+        lowered = stripped[:8192].lower()
+        if _AYS_LINK in lowered or any(mark in lowered for mark in _EXPIRED_LINK_MARKERS):
+            # the 403 of a rejected nonce, sent as 200 after a notice (docs/protocol.md §4.9)
+            raise _stale_nonce_answer(stripped, 403) from None
         raise ResponseError("Unexpected response: the answer is not JSON", body=stripped) from err
     if not isinstance(answer, dict):
         raise ResponseError("Unexpected response structure: not a JSON object", body=stripped)
@@ -448,28 +665,41 @@ def _reply_from_json(text: str) -> str:
     data = answer["data"]
     if not isinstance(data, str):
         raise ResponseError("Unexpected response structure: 'data' is not a string", body=stripped)
-    return data
+    thread = answer.get("thread_id")
+    return data, thread if isinstance(thread, str) and thread else None
 
 
-# How an event stream's first line may begin (a field, or a ":" comment).
+# How an event stream's lines begin (a field, or a ":" comment).
 _EVENT_STREAM_STARTS = (b"data:", b":", b"event:", b"id:", b"retry:")
+# Events of the Assistants dialect (docs/protocol.md §4.10).
+_ASSISTANT_EVENTS = (b"thread_id", b"assistant_error", b"done")
+# A plugin-made error frame whose word broke its JSON: the text between these.
+_FRAME_HEAD = b'{"choices":[{"delta":{"content":"'
+_FRAME_TAIL = b'"}}]}'
 
 
 class ReplyParser(ReplyReader):
-    """Reads an admin-ajax answer, plain JSON (§4) or an event stream (§4), as it comes.
+    """Reads an admin-ajax answer as it comes (docs/protocol.md §4).
 
-    `feed` takes the bytes as they arrive and returns the text pieces they complete;
-    `close` checks the end of the answer and returns the whole reply. Both raise the
-    typed error an error answer stands for. The kind of answer is told from its first
-    bytes, not its Content-Type, which sites get wrong.
+    The answer is plain JSON or an event stream, told from its first bytes after any
+    PHP warnings (never from its Content-Type, which sites get wrong). A stream is the
+    OpenAI chunk dialect or the Assistants dialect. `feed` returns the reply pieces the
+    bytes complete; `close` checks the ending and returns the whole reply. The plugin's
+    own error frames (`event: message`) are collected, never yielded, and raised as one
+    `ServiceError`; flag events raise at once. `thread_id` is the Assistant thread the
+    answer named, if any.
     """
 
     def __init__(self, *, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._max_bytes = max_bytes
         self._received = 0
         self._buffer = bytearray()
-        self._mode: str | None = None  # "json", "events" or "trailer" (after [DONE])
+        self._mode: str | None = None  # "json", "events" or "trailer" (after the end)
         self._pieces: list[str] = []
+        self._event: bytes | None = None  # the `event:` field of the frame being read
+        self._assistant = False
+        self._error_runs: list[list[str]] = [[]]  # error words, one list per sequence
+        self.thread_id: str | None = None
 
     @property
     def streamed(self) -> bool:
@@ -483,22 +713,42 @@ class ReplyParser(ReplyReader):
                 f"Unexpected response: the answer is larger than {self._max_bytes} bytes"
             )
         self._buffer += chunk
-        if self._mode is None:
-            head = bytes(self._buffer.lstrip()[:6])
-            if not head:
-                self._buffer.clear()  # leading white space says nothing; keep none of it
-                return []
-            if head.startswith(_EVENT_STREAM_STARTS):
-                self._mode = "events"
-            elif not head or (
-                len(head) < 6 and any(start.startswith(head) for start in _EVENT_STREAM_STARTS)
-            ):
-                return []  # too little to tell yet
-            else:
-                self._mode = "json"
+        if self._mode is None and not self._decide():
+            return []
         if self._mode != "events":
             return []
         return self._read_events(final=False)
+
+    def _decide(self, *, final: bool = False) -> bool:
+        """Tell JSON from a stream once the first real line is in; False: not yet."""
+        while True:
+            head = bytes(self._buffer[:64]).lstrip()
+            if not head:
+                self._buffer.clear()  # leading white space says nothing; keep none of it
+                return False
+            if head.startswith(_EVENT_STREAM_STARTS):
+                self._mode = "events"
+                return True
+            if head[:1] == b"{":
+                self._mode = "json"
+                return True
+            if len(head) < 6 and not final and any(
+                start.startswith(head) for start in _EVENT_STREAM_STARTS
+            ):
+                return False  # too little to tell yet
+            line_end = self._buffer.find(b"\n")
+            noise = _PHP_NOISE.match(self._buffer) or _BREAK_LINE.fullmatch(
+                self._buffer, 0, line_end if line_end != -1 else len(self._buffer)
+            )
+            if noise is None:
+                self._mode = "json"  # not JSON either: `close` says what it is
+                return True
+            if line_end == -1:
+                if final:
+                    self._mode = "json"
+                    return True
+                return False  # the warning's line is not whole yet
+            del self._buffer[: line_end + 1]
 
     def _read_events(self, *, final: bool) -> list[str]:
         """Read the complete lines in the buffer (all of it when `final`)."""
@@ -514,99 +764,174 @@ class ReplyParser(ReplyReader):
             if not line:
                 continue
             if line.startswith(b"data:"):
-                payload = line[5:].strip()
-                if payload.startswith(b"[DONE]"):
-                    # The plugin appends its JSON right after the stream.
-                    self._enter_trailer(payload[6:], offset)
-                    break
-                if payload == b"[LIMITED]":
-                    raise ServiceError(
-                        "[LIMITED]",
-                        prefix="The site's upstream model stopped the reply",
-                        kind="limited",
-                    )
-                piece = self._read_event(payload)
-                if piece:
-                    pieces.append(piece)
+                if self._read_data(line[5:].strip(), pieces, offset):
+                    break  # the reply has ended
+            elif line.startswith(b"event:"):
+                self._event = line[6:].strip()
+                if self._event.startswith(b"thread.") or self._event in _ASSISTANT_EVENTS:
+                    self._assistant = True
             elif line.startswith(b"{"):
-                # JSON with no [DONE] before it: treat it as the plugin's closing answer.
+                # JSON with no data: field: the plugin's closing answer (<= 1.8.84).
                 self._enter_trailer(line, offset)
                 break
+            # other fields, comments and PHP's warnings between frames say nothing
         else:
             del buffer[:cut]
         self._pieces.extend(pieces)
         return pieces
 
-    def _enter_trailer(self, head: bytes, offset: int) -> None:
-        self._mode = "trailer"
-        self._buffer = bytearray(head) + self._buffer[offset:]
-
-    @staticmethod
-    def _read_event(payload: bytes) -> str:
-        try:
-            event = json.loads(payload)
-        except (ValueError, RecursionError) as err:
-            raise ResponseError(
-                "Unexpected response: a stream event is not JSON",
-                body=payload.decode("utf-8", "replace"),
-            ) from err
-        if not isinstance(event, dict):
-            raise ResponseError(
-                "Unexpected response: a stream event is not a JSON object",
-                body=payload.decode("utf-8", "replace"),
-            )
-        choices = event.get("choices")
+    def _read_data(self, payload: bytes, pieces: list[str], offset: int) -> bool:
+        """One `data:` line; True once the reply has ended."""
+        event, self._event = self._event, None
+        if event == b"message":  # a plugin-made error frame (docs/protocol.md §4.6)
+            if payload == b"[LIMITED]":
+                self._raise_limited()
+            self._error_runs[-1].append(_frame_text(payload))
+            return False
+        if self._assistant and event is not None:
+            return self._read_assistant(event, payload, pieces, offset)
+        if payload.startswith(b"[DONE]"):
+            self._enter_trailer(payload[6:], offset)  # the plugin may append its JSON
+            return True
+        if payload == b"[LIMITED]":
+            self._raise_limited()
+        event_object = _event_object(payload)
+        choices = event_object.get("choices")
         if isinstance(choices, list) and choices:
             choice = choices[0]
             delta = choice.get("delta") if isinstance(choice, dict) else None
             content = delta.get("content") if isinstance(delta, dict) else None
-            return content if isinstance(content, str) else ""
-        _raise_for_plugin_error(event)
-        return ""
+            if isinstance(content, str) and content:
+                pieces.append(content)
+            elif self._error_runs[-1]:
+                self._error_runs.append([])  # the stop frame ends an error sequence
+            return False
+        _raise_for_plugin_error(event_object)
+        return False
+
+    def _read_assistant(
+        self, event: bytes, payload: bytes, pieces: list[str], offset: int
+    ) -> bool:
+        if event == b"thread_id":
+            self.thread_id = payload.decode("utf-8", "replace").strip() or None
+        elif event == b"thread.message.delta":
+            delta = _event_object(payload).get("delta")
+            content = delta.get("content") if isinstance(delta, dict) else None
+            for item in content if isinstance(content, list) else ():
+                if isinstance(item, dict) and item.get("type") == "text":
+                    text = item.get("text")
+                    value = text.get("value") if isinstance(text, dict) else None
+                    if isinstance(value, str) and value:
+                        pieces.append(value)
+        elif event == b"assistant_error":
+            said = _event_object(payload).get("msg") if payload.startswith(b"{") else None
+            raise ServiceError(
+                said if isinstance(said, str) and said else payload.decode("utf-8", "replace")
+            )
+        elif event == b"done":
+            self._enter_trailer(b"", offset)
+            return True
+        return False  # the other Assistants events say nothing about the reply
+
+    def _raise_limited(self) -> None:
+        said = self._error_text() or "".join(self._pieces)
+        raise ServiceError(
+            said or "[LIMITED]",
+            prefix="The site's upstream model stopped the reply",
+            kind="limited",
+        )
+
+    def _error_text(self) -> str:
+        """The error frames' words, once even when the plugin printed them twice."""
+        runs: list[str] = []
+        for run in self._error_runs:
+            text = "".join(run).strip()
+            if text and (not runs or runs[-1] != text):
+                runs.append(text)
+        return " ".join(runs)
+
+    def _enter_trailer(self, head: bytes, offset: int) -> None:
+        self._mode = "trailer"
+        self._buffer = bytearray(head) + self._buffer[offset:]
 
     def close(self) -> str:
         """The whole reply, once the answer has ended."""
+        if self._mode is None:
+            self._decide(final=True)
         if self._mode is None or self._mode == "json":
-            return _reply_from_json(_decode(bytes(self._buffer)))
+            reply, self.thread_id = _read_json_answer(
+                _decode(_skip_php_noise(bytes(self._buffer)))
+            )
+            return reply
         if self._mode == "events":
             self._read_events(final=True)
+        error = self._error_text()
+        if error:
+            raise ServiceError(error, prefix="The site's upstream model failed")
         if self._mode == "events":
+            ending = "done" if self._assistant else "[DONE]"
             raise ResponseError(
-                "Unexpected response: the stream ended before [DONE]; the reply is incomplete",
+                f"Unexpected response: the stream ended before {ending}; the reply is "
+                "incomplete",
                 body="".join(self._pieces)[-200:],
             )
+        if self._pieces:
+            return "".join(self._pieces)
         trailer = _decode(bytes(self._buffer)).strip()
         if not trailer:
-            return "".join(self._pieces)
+            return ""
         try:
             answer = json.loads(trailer)
         except (ValueError, RecursionError):
-            # [DONE] vouches for the streamed pieces; a mangled trailer adds nothing.
-            return "".join(self._pieces)
+            return ""  # the end marker vouches for the (empty) reply
         if isinstance(answer, dict):
             _raise_for_plugin_error(answer)
             data = answer.get("data")
-            if not self._pieces and isinstance(data, str):
+            if isinstance(data, str):
                 return data
-        return "".join(self._pieces)
+        return ""
+
+
+def _event_object(payload: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError) as err:
+        raise ResponseError(
+            "Unexpected response: a stream event is not JSON",
+            body=payload.decode("utf-8", "replace"),
+        ) from err
+    if not isinstance(event, dict):
+        raise ResponseError(
+            "Unexpected response: a stream event is not a JSON object",
+            body=payload.decode("utf-8", "replace"),
+        )
+    return event
+
+
+def _frame_text(payload: bytes) -> str:
+    """The word an error frame carries, also when the word broke the frame's JSON."""
+    try:
+        event = json.loads(payload)
+        content = event["choices"][0]["delta"]["content"]
+        if isinstance(content, str):
+            return content
+    except (ValueError, RecursionError, LookupError, TypeError):
+        pass
+    if payload.startswith(_FRAME_HEAD) and payload.endswith(_FRAME_TAIL):
+        payload = payload[len(_FRAME_HEAD) : -len(_FRAME_TAIL)]
+    return payload.decode("utf-8", "replace")
 
 
 def parse_reply(body: bytes) -> str:
     """The reply in a complete admin-ajax answer body (plain or streamed)."""
     if body[:1] == b"{" and len(body) <= MAX_RESPONSE_BYTES:  # plain JSON, the usual case
-        return _reply_from_json(_decode(body))
+        return _read_json_answer(_decode(body))[0]
     parser = ReplyParser()
     parser.feed(body)
     return parser.close()
 
 
-# -- the seam ----------------------------------------------------------------------------
-
-
-def encode_form(page: PageInfo, *, message: str, client_id: str) -> bytes:
-    """`build_form` encoded as the browser sends it, reusing the page's fixed parts."""
-    before, after = page.form_parts
-    return f"{before}{quote_plus(message)}{after}{client_id}".encode("ascii")
+# -- the seam ---------------------------------------------------------------------------
 
 
 class _PageReader(PageReader[PageInfo]):
@@ -621,53 +946,88 @@ class _PageReader(PageReader[PageInfo]):
     def text(self) -> str:
         return self._scraper.text
 
-    def result(self, *, page_url: str, site_url: str) -> PageInfo:
-        return replace(self._scraper.result(), page_url=page_url, site_url=site_url)
+    def result(self, *, page_url: str, site_url: str) -> PageInfo | None:
+        info = self._scraper.result()
+        return None if info is None else replace(info, page_url=page_url, site_url=site_url)
 
 
-class WpaicgProtocol(ChatProtocol[PageInfo, str]):
-    """AI Power 1.8.79-2.2: one admin-ajax POST per turn, the conversation as one prompt."""
+class _Reader(ReplyParser):
+    """A `ReplyParser` that hands the Assistant thread it read to the conversation."""
+
+    def __init__(self, conversation: Conversation[Prepared]) -> None:
+        super().__init__()
+        self._conversation = conversation
+
+    def close(self) -> str:
+        reply = super().close()
+        if self.thread_id:
+            self._conversation.state = self.thread_id
+        return reply
+
+
+class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
+    """AI Power 1.8.79-2.2: one admin-ajax POST per turn, the history in its own field."""
 
     name: ClassVar[str] = "AI Power <= 2.2 (admin-ajax)"
-    missing: ClassVar[str] = "No post ID found: the page has no AI Power chat widget (data-post-id)"
+    missing: ClassVar[str] = (
+        "No AI Power chat on the page: no chat widget (wpaicg-chat-shortcode or "
+        "wpaicg-chatbox) and no wpaicgParams"
+    )
 
-    def prepare(self, turns: Sequence[MessageTurn]) -> str:
-        prompt = format_turns(turns)
-        if not prompt.strip():
-            raise ValueError("messages: the prompt is empty; the site would refuse it")
-        return prompt
+    def prepare(self, turns: Sequence[MessageTurn]) -> Prepared:
+        return prepare_turns(turns)
 
     def page_reader(self) -> PageReader[PageInfo]:
         return _PageReader()
 
     def usable(self, credentials: PageInfo) -> bool:
-        return bool(credentials.post_id and credentials.nonce)
+        return bool(credentials.nonce)
+
+    def same_credentials(self, old: PageInfo, new: PageInfo) -> bool:
+        return old.nonce == new.nonce
 
     def turn(
         self,
         credentials: PageInfo,
-        conversation: Conversation[str],
+        conversation: Conversation[Prepared],
         *,
         visitor: str,
         stream: bool,
     ) -> Turn:
         # One request: nothing to ask first (the yield below only makes this a generator).
+        thread = conversation.state if isinstance(conversation.state, str) else None
+        chat_id = str(secrets.randbelow(100_000) + 1) if credentials.streams else None
         return Request(
             "POST",
             credentials.target,
             headers=credentials.headers,
-            content=encode_form(credentials, message=conversation.prepared, client_id=visitor),
+            content=encode_form(
+                credentials,
+                conversation.prepared,
+                client_id=visitor,
+                thread_id=thread,
+                chat_id=chat_id,
+            ),
             follow_redirects=False,  # a redirect would turn the POST into a GET
         )
         yield  # pragma: no cover
 
-    def reply_reader(self, credentials: PageInfo, conversation: Conversation[str]) -> ReplyReader:
-        return ReplyParser()
+    def reply_reader(
+        self, credentials: PageInfo, conversation: Conversation[Prepared]
+    ) -> ReplyReader:
+        return _Reader(conversation)
 
     def read_reply(
-        self, credentials: PageInfo, conversation: Conversation[str], body: bytes
+        self, credentials: PageInfo, conversation: Conversation[Prepared], body: bytes
     ) -> str:
-        return parse_reply(body)
+        if body[:1] == b"{" and len(body) <= MAX_RESPONSE_BYTES:  # plain JSON, the usual case
+            reply, thread = _read_json_answer(_decode(body))
+            if thread:
+                conversation.state = thread
+            return reply
+        reader = _Reader(conversation)
+        reader.feed(body)
+        return reader.close()
 
     def check_answer(
         self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
