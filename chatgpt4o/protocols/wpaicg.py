@@ -737,17 +737,15 @@ class ReplyParser(ReplyReader):
             ):
                 return False  # too little to tell yet
             line_end = self._buffer.find(b"\n")
-            noise = _PHP_NOISE.match(self._buffer) or _BREAK_LINE.fullmatch(
-                self._buffer, 0, line_end if line_end != -1 else len(self._buffer)
-            )
-            if noise is None:
+            if line_end == -1 and not final and len(self._buffer) < _MAX_PARAMS_BYTES:
+                return False  # a line that may be PHP's warning: wait until it is whole
+            line = self._buffer if line_end == -1 else self._buffer[:line_end]
+            if _PHP_NOISE.match(line) is None and _BREAK_LINE.fullmatch(line) is None:
                 self._mode = "json"  # not JSON either: `close` says what it is
                 return True
             if line_end == -1:
-                if final:
-                    self._mode = "json"
-                    return True
-                return False  # the warning's line is not whole yet
+                self._mode = "json"  # nothing but warnings
+                return True
             del self._buffer[: line_end + 1]
 
     def _read_events(self, *, final: bool) -> list[str]:
