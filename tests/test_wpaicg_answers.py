@@ -26,7 +26,9 @@ from chatgpt4o.protocols.wpaicg import (
 )
 
 NONCE = "5e2498d71a"
-PARAMS_JSON = '{"ajax_url":"https:\\/\\/host\\/blog\\/wp-admin\\/admin-ajax.php","search_nonce":"%s"}'
+PARAMS_JSON = (
+    '{"ajax_url":"https:\\/\\/host\\/blog\\/wp-admin\\/admin-ajax.php","search_nonce":"%s"}'
+)
 WIDGET = f'<div class="wpaicg-chat-shortcode" data-nonce="{NONCE}" data-post-id="11">'
 
 
@@ -192,7 +194,7 @@ def test_html_that_is_not_php_noise_is_still_not_json() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        'The link you followed has expired.</p><p><a href="https://host/chat/">Please try again.</a>',
+        'The link you followed has expired.</p><p><a href="https://host/">Please try again.</a>',
         "Der Link, dem du gefolgt bist, ist abgelaufen.",
         "Le lien que vous avez suivi a expiré.",
         "-1",
