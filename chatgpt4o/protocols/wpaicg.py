@@ -393,11 +393,13 @@ def prepare_turns(turns: Sequence[MessageTurn]) -> Prepared:
         message = f"{system}\n\n{message}"
     if not message.strip() or message == "0":  # PHP's empty(): the plugin would refuse it
         raise ValueError("messages: the prompt is empty; the site would refuse it")
-    history = json.dumps(
-        [{"id": index, "text": text} for index, text in enumerate(entries, 1)],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    history = "[]"
+    if entries:
+        history = json.dumps(
+            [{"id": index, "text": text} for index, text in enumerate(entries, 1)],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
     # The browser HTML-escapes what the visitor typed; so do we (docs/protocol.md §3.3).
     return Prepared(message.translate(_HTML_ESCAPES), history, flattened)
 
