@@ -2084,6 +2084,61 @@ def test_command_line_sigterm() -> None:
         assert process.returncode == 0, stderr
 
 
+def test_command_line_options_reach_the_emulator() -> None:
+    args = [
+        "--plugin-version", "2.2", "--language", "de", "--assistant",
+        "--php-warnings", "buffered", "--page-variant", "empty_post_id",
+        "--params-style", "base64", "--foreign-params", "--widget", "widget",
+        "--memory-limit", "3", "--banned-word", "nein", "--footer-padding", "2048",
+        "--fail", "upstream_error=Kaputt", "--fail", "stream-error-event=modflag",
+    ]  # fmt: skip
+    with emulator_process(*args) as (process, url):
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+        _, raw = _urlopen(url + "/")
+        page = raw.decode()
+        assert '<html lang="de-DE">' in page
+        assert 'data-assistant-enabled="true"' in page
+        assert '     data-post-id="<"\n' in page  # the widget's bug on a page with no post
+        assert 'src="data:text/javascript;base64,' in page
+        assert "var site_vars" in page
+        assert 'data-memory-limit = "3"' in page
+        assert "related-posts" in page
+        nonce = attribute(page, "data-nonce")
+        assert nonce is not None
+        form = {"action": ACTION, "_wpnonce": nonce, "message": "hallo"}
+        ajax = url + "/wp-admin/admin-ajax.php"
+        _, body = _urlopen(ajax, form)  # the first queued fault
+        text = body.decode()
+        assert text.startswith("<br />\n<b>Warning</b>:  Undefined variable $wpaicg_chat_history")
+        assert json.loads(text[text.index("{") :])["msg"] == "Kaputt"
+        _, body = _urlopen(ajax, form)  # the second one: a moderation flag event
+        assert json.loads(parse_stream(body.decode())[0][0])["modflag"] is True
+        _, body = _urlopen(ajax, {**form, "message": "nein", "wpaicg_chat_history": "[]"})
+        assert json.loads(body)["msg"].startswith("Deine Nachricht enthält verbotene Wörter.")
+        _, body = _urlopen(ajax, {**form, "wpaicg_chat_history": "[]"})
+        assert json.loads(body)["thread_id"].startswith("thread_")
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+        assert process.returncode == 0, stderr
+
+
+def test_command_line_fault_option_parsing() -> None:
+    from chatgpt4o.testing._serve import build_parser, parse_fault
+
+    assert parse_fault("stall=0.5") == Fault.stall(0.5)
+    assert parse_fault("server-error=503") == Fault.server_error(503)
+    assert parse_fault("upstream_error=42") == Fault.upstream_error("42")
+    assert parse_fault("stream_no_done") == Fault.stream_no_done()
+    args = build_parser().parse_args(["--php-warnings", "unbuffered", "--fail", "token_limit"])
+    assert (args.php_warnings, args.fail) == ("unbuffered", [Fault.token_limit()])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--fail", "nope"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--fail", "server_error=404"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--php-warnings", "loud"])
+
+
 def test_pytest_fixture(chatgpt4o_emulator: SiteEmulator) -> None:
     status, page = _urlopen(chatgpt4o_emulator.url + "/")
     assert status == 200
@@ -2095,15 +2150,28 @@ def test_pytest_fixture(chatgpt4o_emulator: SiteEmulator) -> None:
 def marked_emulator(request: pytest.FixtureRequest) -> SiteEmulator:
     # Applied at run time: when the plugin comes from this module's pytest_plugins (not
     # from the installed entry point), the marker is unknown while the module is imported.
-    request.node.add_marker(pytest.mark.chatgpt4o_emulator(stream=True, post_id=42))
+    marker = pytest.mark.chatgpt4o_emulator(
+        stream=True,
+        post_id=42,
+        plugin_version="2.2",
+        language="de",
+        assistant=True,
+        php_warnings="buffered",
+        params_style="cdata",
+    )
+    request.node.add_marker(marker)
     emulator: SiteEmulator = request.getfixturevalue("chatgpt4o_emulator")
     return emulator
 
 
-def test_pytest_fixture_marker(marked_emulator: SiteEmulator) -> None:
+def test_pytest_fixture_marker_passes_the_new_keywords(marked_emulator: SiteEmulator) -> None:
     _, page = _urlopen(marked_emulator.url + "/")
     assert b'data-openai_stream_nav="1"' in page
     assert b'data-post-id="42"' in page
+    assert b'data-assistant-enabled="true"' in page
+    assert b'<html lang="de-DE">' in page
+    assert b"/* <![CDATA[ */" in page
+    assert (marked_emulator.plugin_version, marked_emulator.php_warnings) == ("2.2", "buffered")
 
 
 async def test_pytest_fixture_from_async_test(chatgpt4o_emulator: SiteEmulator) -> None:
