@@ -1941,6 +1941,15 @@ def test_fault_values() -> None:
         Fault.stall(-1)
     with pytest.raises(ValueError, match="style"):
         Fault.stale_nonce("rude")
+    with pytest.raises(ValueError, match="kind"):
+        Fault.stream_error_event("angry")
+    with pytest.raises(ValueError, match="after_chunks"):
+        Fault.stream_no_done(after_chunks=-1)
+    with pytest.raises(ValueError, match="after_chunks"):
+        Fault.stream_error_object(after_chunks=-1)
+    assert repr(Fault.upstream_error("x", once=True)) == (
+        "Fault(kind='upstream_error', target='post', text='x', once=True)"
+    )
     with pytest.raises(TypeError):
         SiteEmulator().fail_next("reset")  # type: ignore[arg-type]
 
