@@ -649,6 +649,24 @@ async def test_query_string_fields_depend_on_plugin_version(
     assert emu.requests[-1].form == {"x": "1"}
 
 
+async def test_event_source_get_of_1_8_79_streams_from_the_query_string(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.plugin_version = "1.8.79"
+    emu.stream = True
+    emu.reply = "streamed"
+    form = chat_form(emu, "by GET", wpaicg_chat_client_id="AbCdEfGh12", chat_id="42")
+    async with http.get(emu.ajax_url, params=form) as response:
+        assert response.headers["Content-Type"] == EVENT_STREAM
+        events, trailing = parse_stream((await response.read()).decode())
+    assert stream_text(events) == "streamed"
+    assert json.loads(trailing)["data"] == "streamed"
+    assert emu.model_calls[-1][-1] == {"role": "user", "content": "by GET"}
+    emu.plugin_version = "1.8.91"  # $_POST only: the GET has no message
+    async with http.get(emu.ajax_url, params=form) as response:
+        assert json.loads(await response.read())["msg"] == "It appears that nothing was inputted."
+
+
 async def test_multipart_form(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     data = aiohttp.MultipartWriter("form-data")
     for name, value in chat_form(emu, "multi part ✓").items():
