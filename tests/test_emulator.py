@@ -1,8 +1,14 @@
-"""Tests of chatgpt4o.testing, the chatgpt4o.one emulator, on the wire (aiohttp client)."""
+"""Tests of chatgpt4o.testing, the chatgpt4o.one emulator, on the wire (aiohttp client).
+
+Each behaviour of the AI Power releases 1.8.79 to 2.2 that docs/protocol.md describes has a
+test here whose name says what it checks; the real plugin's answers these reproduce were
+checked against captures of the real plugin on WordPress 6.1.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import json
 import logging
@@ -24,8 +30,10 @@ from hypothesis import strategies as st
 from multidict import CIMultiDictProxy
 
 from chatgpt4o.testing import EmulatorThread, Fault, RecordedRequest, SiteEmulator, make_nonce
+from chatgpt4o.testing._conversation import greeting
 from chatgpt4o.testing._emulator import default_reply
 from chatgpt4o.testing._nonces import IMAGE_NONCE_ACTION, nonce_tick
+from chatgpt4o.testing._pages import FOREIGN_AJAX_PATH, POST_EXCERPT, POST_TITLE
 from chatgpt4o.testing._php import php_json, sanitize_text_field
 
 from .emulator_process import emulator_process
@@ -37,6 +45,14 @@ if "chatgpt4o.testing.pytest_plugin" not in sys.modules:
 
 ACTION = "wpaicg_chat_shortcode_message"
 DAY_HALF = 43200
+EVENT_STREAM = "text/event-stream;charset=UTF-8"
+JSON_TYPE = "application/json; charset=UTF-8"
+HTML_TYPE = "text/html; charset=UTF-8"
+CHAT_FILE = "/var/www/html/wp-content/plugins/gpt3-ai-content-generator/classes/wpaicg_chat.php"
+#: The plugin's prompt when the request names the page's post (English site).
+PROMPT = greeting("en", f'"{POST_TITLE}\n{POST_EXCERPT}"')
+#: The plugin's prompt without page context.
+BARE_PROMPT = greeting("en", None)
 
 
 # helpers ------------------------------------------------------------------------------
@@ -58,7 +74,7 @@ async def emu() -> AsyncIterator[SiteEmulator]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
 
@@ -78,26 +94,26 @@ def chat_form(emu: SiteEmulator, message: str = "Hi", **extra: str) -> dict[str,
 
 
 async def post(
-    session: aiohttp.ClientSession, emu: SiteEmulator, message: str = "Hi", **extra: Any
+    http: aiohttp.ClientSession, emu: SiteEmulator, message: str = "Hi", **extra: Any
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
     headers = extra.pop("headers", None)
-    async with session.post(
+    async with http.post(
         emu.ajax_url, data=chat_form(emu, message, **extra), headers=headers
     ) as response:
         return response.status, response.headers, await response.read()
 
 
 async def post_json(
-    session: aiohttp.ClientSession, emu: SiteEmulator, message: str = "Hi", **extra: Any
+    http: aiohttp.ClientSession, emu: SiteEmulator, message: str = "Hi", **extra: Any
 ) -> Any:
-    status, headers, body = await post(session, emu, message, **extra)
+    status, headers, body = await post(http, emu, message, **extra)
     assert status == 200
     assert headers["Content-Type"] == "application/json; charset=UTF-8"
     return json.loads(body)
 
 
-async def get_page(session: aiohttp.ClientSession, emu: SiteEmulator) -> str:
-    async with session.get(emu.url + "/") as response:
+async def get_page(http: aiohttp.ClientSession, emu: SiteEmulator) -> str:
+    async with http.get(emu.url + "/") as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
         return await response.text()
@@ -111,6 +127,30 @@ def parse_stream(text: str) -> tuple[list[str], str]:
         event, _, rest = rest.partition("\n\n")
         events.append(event[len("data: ") :])
     return events, rest
+
+
+def parse_sse(text: str) -> tuple[list[tuple[str, str]], str]:
+    """Split an answer into ``(event, data)`` pairs (event ``""`` when there is no
+    ``event:`` line) and the text after the last SSE block."""
+    events: list[tuple[str, str]] = []
+    rest = text
+    while rest.startswith(("data:", "event:")):
+        block, _, rest = rest.partition("\n\n")
+        name, data = "", ""
+        for line in block.split("\n"):
+            field, _, value = line.partition(": ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data = value
+        events.append((name, data))
+    return events, rest
+
+
+def history(*texts: str) -> str:
+    """``wpaicg_chat_history`` as the browser writes it (``JSON.stringify``)."""
+    entries = [{"id": index + 1, "text": text} for index, text in enumerate(texts)]
+    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
 
 
 def stream_text(events: list[str]) -> str:
@@ -138,20 +178,37 @@ def attribute(page: str, name: str) -> str | None:
 
 
 async def test_standard_page_has_the_protocol_markup(
-    emu: SiteEmulator, session: aiohttp.ClientSession
+    emu: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    page = await get_page(session, emu)
+    page = await get_page(http, emu)
     nonce = emu.current_nonce()
     assert re.fullmatch(r"[0-9a-f]{10}", nonce)
+    images = f"{emu.url}/wp-content/plugins/gpt3-ai-content-generator/admin/images"
     widget = f"""<div class="wpaicg-chat-shortcode"
      data-user-bg-color="#ccf5e1"
+     data-color="#495057"
+     data-fontsize="14"
+     data-use-avatar="0"
+     data-user-avatar="{images}/default_profile.png"
+     data-you="You"
+     data-ai-avatar="{images}/chatbot.png"
      data-ai-name="AI"
+     data-ai-bg-color="#d1e8ff"
      data-nonce="{nonce}"
      data-post-id="11"
      data-url="{emu.url}"
      data-bot-id="0"
+     data-width="100%"
+     data-height="50%"
+     data-footer="false"
+     data-has-bar="false"
+     data-speech=""
      data-typewriter-effect = "0"
+     data-typewriter-speed="1"
      data-openai_stream_nav="0"
+     data-autoload_chat_conversations="0"
+     data-copy_btn=""
+     data-feedback_btn = ""
      data-memory-limit = "10"
      data-type="shortcode"
 >"""
@@ -161,8 +218,10 @@ async def test_standard_page_has_the_protocol_markup(
     params = re.search(r"var wpaicgParams = (\{.*?\});", page)
     assert params is not None
     assert json.loads(params.group(1))["search_nonce"] == nonce
+    assert json.loads(params.group(1))["logged_in"] == "0"  # localize() makes strings
     escaped_url = emu.url.replace("/", "\\/")
     assert f'"ajax_url":"{escaped_url}\\/wp-admin\\/admin-ajax.php"' in params.group(1)
+    assert page.index("data-nonce") < page.index("wpaicgParams")  # printed in the footer
     image = re.search(r'id="wpaicg-img-nonce"[^>]*value="([0-9a-f]{10})"', page)
     assert image is not None
     assert image.group(1) == emu.current_image_nonce() != nonce
@@ -181,6 +240,7 @@ async def test_standard_page_has_the_protocol_markup(
         ("single_quoted", "11"),
         ("params_only", None),
         ("post_id_bug", "<11"),
+        ("empty_post_id", ""),
         ("no_post_id", None),
         ("no_nonce", "11"),
         ("two_widgets", "11"),
@@ -188,11 +248,11 @@ async def test_standard_page_has_the_protocol_markup(
     ],
 )
 async def test_page_variants(
-    emu: SiteEmulator, session: aiohttp.ClientSession, variant: str, post_id: str | None
+    emu: SiteEmulator, http: aiohttp.ClientSession, variant: str, post_id: str | None
 ) -> None:
     emu.page_variant = variant
     emu.post_id = 11
-    page = await get_page(session, emu)
+    page = await get_page(http, emu)
     nonce = emu.current_nonce()
     assert attribute(page, "data-post-id") == post_id
     widget_nonce = attribute(page, "data-nonce")
@@ -208,73 +268,225 @@ async def test_page_variants(
     hints = ["postid-11", "/?p=11'", 'id="post-11"']
     for hint in hints:
         assert (hint in page) == (variant == "params_only")
-    if variant == "no_post_id":
+    if variant in ("no_post_id", "empty_post_id"):
         assert not re.search(r"(?<![\w:.#-])11(?!\w)", page.replace(emu.url, ""))
     assert f'value="{emu.current_image_nonce()}"' in page
 
 
-async def test_variant_specifics(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_variant_specifics(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     nonce = emu.current_nonce()
     emu.page_variant = "minified"
-    page = await get_page(session, emu)
+    page = await get_page(http, emu)
     assert "\n" not in page
     assert f"data-nonce={nonce} data-post-id=11 data-url={emu.url} " in page
     emu.page_variant = "single_quoted"
-    page = await get_page(session, emu)
+    page = await get_page(http, emu)
     assert f"     data-nonce='{nonce}'\n" in page
     emu.page_variant = "reordered"
-    page = await get_page(session, emu)
+    page = await get_page(http, emu)
     tag = re.search(r"<div data-type=\"shortcode\"[^>]*>", page)
     assert tag is not None
     assert tag.group().index("data-bot-id") < tag.group().index("class=")
     assert 'data-nonce-refresh="0"' in tag.group()
     emu.page_variant = "two_widgets"
     emu.bot_id = 0
-    page = await get_page(session, emu)
+    page = await get_page(http, emu)
     bots = re.findall(r'data-bot-id="(\d+)"', page)
     assert bots == ["5", "0"]
     assert page.count(f'data-nonce="{nonce}"') == 2
+    emu.page_variant = "empty_post_id"
+    page = await get_page(http, emu)
+    assert '     data-post-id=""\n' in page
+    assert "search-results" in page
     emu.page_variant = "standard"
     emu.stream = True
     emu.widget = "widget"
-    page = await get_page(session, emu)
-    assert '<div class="wpaicg-chatbox wpaicg-chatbox-bottom-right"' in page
+    page = await get_page(http, emu)
+    assert 'class="wpaicg_chat_widget wpaicg_widget_left">\n<div class="wpaicg-chatbox ' in page
+    assert '<div class="wpaicg-chatbox wpaicg-chat-widget-no-footer"' in page
     assert 'data-type="widget"' in page
     assert 'data-openai_stream_nav="1"' in page
+    assert page.index("</footer>") < page.index("wpaicg-chatbox")  # printed by wp_footer
     with pytest.raises(ValueError, match="page_variant"):
         emu.page_variant = "fancy"
     with pytest.raises(ValueError, match="widget"):
         emu.widget = "popup"
     with pytest.raises(ValueError, match="plugin version"):
         emu.plugin_version = "latest"
+    with pytest.raises(ValueError, match="params_style"):
+        emu.params_style = "json"
+    with pytest.raises(ValueError, match="language"):
+        emu.language = "xx"
+    with pytest.raises(ValueError, match="php_warnings"):
+        emu.php_warnings = "loud"
+    with pytest.raises(ValueError, match="php_version"):
+        emu.php_version = "5.6"
 
 
-async def test_page_padding_and_cache(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
-    plain = len(await get_page(session, emu))
+async def test_page_padding_and_cache(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    plain = len(await get_page(http, emu))
     emu.page_padding = 20 * 1024 * 1024
     started = time.perf_counter()
-    async with session.get(emu.url + "/") as response:
+    async with http.get(emu.url + "/") as response:
         body = await response.read()
     first = time.perf_counter() - started
     assert len(body) >= plain + 20 * 1024 * 1024
     assert body.index(b"wpaicgParams") > 20 * 1024 * 1024
     assert body.index(b"data-nonce") > 20 * 1024 * 1024
     started = time.perf_counter()
-    async with session.get(emu.url + "/") as response:
+    async with http.get(emu.url + "/") as response:
         assert await response.read() == body
     assert first < 5
     assert time.perf_counter() - started < 5
 
 
-async def test_page_cookies_and_404(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_page_cookies_and_404(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.page_cookies = {"wpaicg_chat_client_id": "abc", "pll_language": "en"}
-    async with session.get(emu.url + "/") as response:
+    async with http.get(emu.url + "/") as response:
         assert response.cookies["pll_language"].value == "en"
         assert response.cookies["wpaicg_chat_client_id"]["path"] == "/"
-    async with session.get(emu.url + "/missing/") as response:
+    async with http.get(emu.url + "/missing/") as response:
         assert response.status == 404
         assert "This page doesn't seem to exist." in await response.text()
     assert emu.page_loads == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "present", "absent"),
+    [
+        ("1.8.79", ["data-ai-name"], ["data-memory-limit", "data-assistant-enabled"]),
+        ("1.8.84", ["data-ai-name", "data-memory-limit"], ["data-assistant-enabled"]),
+        ("1.8.95", ["data-ai-name", "data-assistant-enabled"], ["data-sidebar-enabled"]),
+        ("1.8.96", ["data-assistant-enabled"], ["data-ai-name", "data-sidebar-enabled"]),
+        ("1.9.4", ["data-assistant-enabled", "data-sidebar-enabled"], ["data-ai-name"]),
+        ("2.2", ["data-assistant-enabled", "data-sidebar-enabled", "katex_enabled"], []),
+    ],
+)
+async def test_page_attributes_follow_the_plugin_version(
+    emu: SiteEmulator,
+    http: aiohttp.ClientSession,
+    version: str,
+    present: list[str],
+    absent: list[str],
+) -> None:
+    emu.plugin_version = version
+    page = await get_page(http, emu)
+    for name in present:
+        assert name in page
+    for name in absent:
+        assert name not in page
+    if "data-assistant-enabled" in present:
+        assert 'data-assistant-enabled="false"' in page
+
+
+@pytest.mark.parametrize(
+    ("version", "widget", "shown"),
+    [
+        ("1.9.14", "widget", "11"),
+        ("1.9.16", "widget", "<11"),
+        ("2.2", "widget", "<11"),
+        ("2.2", "shortcode", "11"),
+    ],
+)
+async def test_widget_prints_lt_post_id_from_1_9_16_and_the_shortcode_never(
+    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, widget: str, shown: str
+) -> None:
+    emu.plugin_version = version
+    emu.widget = widget
+    page = await get_page(http, emu)
+    assert f'     data-post-id="{shown}"\n' in page
+    emu.page_variant = "empty_post_id"
+    page = await get_page(http, emu)
+    assert f'     data-post-id="{"<" if shown.startswith("<") else ""}"\n' in page
+
+
+async def test_assistant_page_says_data_assistant_enabled_true_from_1_8_95(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with SiteEmulator(assistant=True, plugin_version="1.8.95") as emu:
+        assert 'data-assistant-enabled="true"' in await get_page(http, emu)
+        emu.plugin_version = "1.8.94"  # no Assistant mode yet
+        assert "data-assistant-enabled" not in await get_page(http, emu)
+
+
+async def test_memory_limit_is_only_a_page_attribute(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.memory_limit = 2
+    emu.plugin_version = "2.2"
+    assert '     data-memory-limit = "2"\n' in await get_page(http, emu)
+    turns = history("Human: one", "AI: two", "Human: three", "AI: four")
+    await post_json(http, emu, "five", wpaicg_chat_history=turns)
+    assert len(emu.model_calls[-1]) == 6  # the server never shortens the history
+
+
+async def test_foreign_params_object_comes_first_with_another_url_and_nonce(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.foreign_params = True
+    page = await get_page(http, emu)
+    foreign = re.search(r"var site_vars = (\{.*?\});", page)
+    assert foreign is not None
+    values = json.loads(foreign.group(1))
+    assert values["ajax_url"] == emu.url + FOREIGN_AJAX_PATH
+    assert re.fullmatch(r"[0-9a-f]{10}", values["search_nonce"])
+    assert values["search_nonce"] != emu.current_nonce()
+    assert page.index('"search_nonce"') < page.index("data-nonce") < page.index("wpaicgParams")
+    assert page.index("site_vars") < page.index("</head>")
+    status, _, _ = await post(http, emu, _wpnonce=values["search_nonce"])
+    assert status == 403  # never a chat nonce
+    async with http.post(values["ajax_url"], data=chat_form(emu)) as response:
+        assert response.status == 404  # not the chat's endpoint
+
+
+@pytest.mark.parametrize("style", ["inline", "cdata", "base64"])
+async def test_params_style_prints_wpaicg_params_inline_cdata_or_base64(
+    emu: SiteEmulator, http: aiohttp.ClientSession, style: str
+) -> None:
+    emu.params_style = style
+    page = await get_page(http, emu)
+    nonce = emu.current_nonce()
+    if style == "base64":
+        match = re.search(
+            r'<script defer id="wpaicg-init-js-extra" '
+            r'src="data:text/javascript;base64,([A-Za-z0-9+/=]+)"></script>',
+            page,
+        )
+        assert match is not None
+        assert "wpaicgParams" not in page
+        statement = base64.b64decode(match.group(1)).decode()
+    else:
+        match = re.search(r"var wpaicgParams = \{.*?\};", page)
+        assert match is not None
+        statement = match.group()
+    assert statement.startswith("var wpaicgParams = {")
+    assert f'"search_nonce":"{nonce}"' in statement
+    if style == "cdata":
+        cdata = "<script type='text/javascript' id='wpaicg-init-js-extra'>\n/* <![CDATA[ */\n"
+        assert cdata in page
+    if style == "inline":
+        assert '<script id="wpaicg-init-js-extra">\nvar wpaicgParams' in page
+
+
+async def test_footer_padding_puts_wpaicg_params_at_the_end_of_a_multi_megabyte_page(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.page_variant = "params_only"
+    emu.footer_padding = 3 * 1024 * 1024
+    async with http.get(emu.url + "/") as response:
+        body = await response.read()
+    assert len(body) > 3 * 1024 * 1024
+    assert body.index(b"wpaicgParams") > 3 * 1024 * 1024
+    assert len(body) - body.index(b"wpaicgParams") < 4096
+    assert body.index(b'id="wpaicg-chat-root"') < 64 * 1024
+
+
+async def test_german_site_translates_the_page_texts(http: aiohttp.ClientSession) -> None:
+    async with SiteEmulator(language="de") as emu:
+        page = await get_page(http, emu)
+    assert '<html lang="de-DE">' in page
+    assert 'placeholder="Nachricht eingeben"' in page
+    assert '"no_result":"Kein Ergebnis gefunden"' in page
 
 
 # nonces -------------------------------------------------------------------------------
@@ -290,81 +502,138 @@ def test_make_nonce_is_wordpress_formula() -> None:
     assert nonce_tick(DAY_HALF + 0.5) == 2
 
 
-async def test_nonce_lifetime_rotation_and_decoys(session: aiohttp.ClientSession) -> None:
+async def test_nonce_lifetime_rotation_and_decoys(http: aiohttp.ClientSession) -> None:
     now = [1_700_000_000.0]
     async with SiteEmulator(clock=lambda: now[0], secret=b"s" * 32) as emu:
         nonce = emu.current_nonce()
         assert nonce == make_nonce(b"s" * 32, nonce_tick(now[0]))
-        assert (await post_json(session, emu))["status"] == "success"
+        assert (await post_json(http, emu))["status"] == "success"
         emu.advance(DAY_HALF)
         assert emu.current_nonce() != nonce
-        ok = await post_json(session, emu, _wpnonce=nonce)
+        ok = await post_json(http, emu, _wpnonce=nonce)
         assert ok["status"] == "success"
         emu.advance(DAY_HALF)
         emu.plugin_version = "1.8.90"
-        stale = await post_json(session, emu, _wpnonce=nonce)
+        stale = await post_json(http, emu, _wpnonce=nonce)
         assert stale == {"status": "error", "msg": "Nonce verification failed"}
         image = make_nonce(b"s" * 32, nonce_tick(emu.now()), IMAGE_NONCE_ACTION)
         assert image == emu.current_image_nonce()
-        assert (await post_json(session, emu, _wpnonce=image))["status"] == "error"
-        page = await get_page(session, emu)
+        assert (await post_json(http, emu, _wpnonce=image))["status"] == "error"
+        page = await get_page(http, emu)
         rest = re.search(r'"nonce":"([0-9a-f]{10})"', page)
         assert rest is not None
-        assert (await post_json(session, emu, _wpnonce=rest.group(1)))["status"] == "error"
-        assert (await post_json(session, emu, _wpnonce=""))["status"] == "error"
-        assert (await post_json(session, emu, _wpnonce="nönce✓"))["status"] == "error"
+        assert (await post_json(http, emu, _wpnonce=rest.group(1)))["status"] == "error"
+        assert (await post_json(http, emu, _wpnonce=""))["status"] == "error"
+        assert (await post_json(http, emu, _wpnonce="nönce✓"))["status"] == "error"
         current = emu.current_nonce()
         emu.rotate_nonce()
         assert emu.current_nonce() != current
-        assert (await post_json(session, emu, _wpnonce=current))["status"] == "error"
-        assert (await post_json(session, emu))["status"] == "success"
+        assert (await post_json(http, emu, _wpnonce=current))["status"] == "error"
+        assert (await post_json(http, emu))["status"] == "success"
 
 
 @pytest.mark.parametrize("version", ["1.8.91", "2.0.4", "2.2.9"])
-async def test_stale_nonce_is_403_html_from_1_8_91(
-    emu: SiteEmulator, session: aiohttp.ClientSession, version: str
+async def test_stale_nonce_is_bare_403_text_from_1_8_91(
+    emu: SiteEmulator, http: aiohttp.ClientSession, version: str
 ) -> None:
     emu.plugin_version = version
-    status, headers, body = await post(session, emu, _wpnonce="0000000000")
+    status, headers, body = await post(http, emu, _wpnonce="0000000000")
     assert status == 403
-    assert headers["Content-Type"] == "text/html; charset=UTF-8"
-    text = body.decode()
-    assert "The link you followed has expired." in text
-    assert "Please try again." not in text
-    referer = {"Referer": emu.url + "/", "Origin": emu.url}
-    status, _, body = await post(session, emu, _wpnonce="0000000000", headers=referer)
+    assert headers["Content-Type"] == HTML_TYPE
+    assert body == b"The link you followed has expired."
+    referer = {"Referer": emu.url + "/chat-page/", "Origin": emu.url}
+    status, _, body = await post(http, emu, _wpnonce="0000000000", headers=referer)
     assert status == 403
-    assert f'<a href="{emu.url}/">Please try again.</a>' in body.decode()
+    assert body.decode() == (
+        "The link you followed has expired.</p>"
+        f'<p><a href="{emu.url}/chat-page/">Please try again.</a>'
+    )
+    assert b"<html" not in body
+    assert b"error-page" not in body
+    assert b"wp-die-message" not in body
     foreign = {"Referer": "https://elsewhere.example/"}
-    status, _, body = await post(session, emu, _wpnonce="0000000000", headers=foreign)
-    assert "Please try again." not in body.decode()
+    status, _, body = await post(http, emu, _wpnonce="0000000000", headers=foreign)
+    assert body == b"The link you followed has expired."
+
+
+async def test_stale_nonce_link_follows_wp_get_referer(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    async def link(referer: str | None, **form: str) -> str | None:
+        headers = {"Referer": referer} if referer is not None else None
+        _, _, body = await post(http, emu, _wpnonce="0000000000", headers=headers, **form)
+        match = re.search(r'<a href="([^"]*)">Please try again.</a>', body.decode())
+        return match.group(1) if match else None
+
+    assert await link(emu.url + "/?updated=1&p=5") == emu.url + "/?p=5"
+    assert await link(emu.url + "/a&b") == emu.url + "/a&#038;b"
+    other_port = re.sub(r":\d+$", ":1", emu.url)  # same host, other port: still this site
+    assert await link(other_port + "/page/") == other_port + "/page/"
+    assert await link(emu.ajax_url) is None  # the request's own URL
+    assert await link("ftp://127.0.0.1/file") is None
+    assert await link(None, _wp_http_referer="/from-a-field/") == "/from-a-field/"
+
+
+async def test_missing_nonce_gets_the_same_answer_as_a_stale_one(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    form = chat_form(emu)
+    del form["_wpnonce"]
+    async with http.post(emu.ajax_url, data=form) as response:
+        assert (response.status, await response.read()) == (
+            403,
+            b"The link you followed has expired.",
+        )
+    emu.plugin_version = "1.8.90"
+    async with http.post(emu.ajax_url, data=form) as response:
+        assert json.loads(await response.read()) == {
+            "status": "error",
+            "msg": "Nonce verification failed",
+        }
+
+
+async def test_german_site_translates_nonce_failures(http: aiohttp.ClientSession) -> None:
+    async with SiteEmulator(language="de") as emu:
+        headers = {"Referer": emu.url + "/"}
+        status, _, body = await post(http, emu, _wpnonce="0000000000", headers=headers)
+        assert status == 403
+        assert body.decode() == (
+            "Der Link, dem du gefolgt bist, ist abgelaufen.</p>"
+            f'<p><a href="{emu.url}/">Bitte versuche es erneut.</a>'
+        )
+        emu.plugin_version = "1.8.90"
+        answer = await post_json(http, emu, _wpnonce="0000000000")
+        assert answer == {"status": "error", "msg": "Nonce-Überprüfung fehlgeschlagen"}
+        emu.fail_next(Fault.stale_nonce("are_you_sure"))
+        status, _, body = await post(http, emu)
+        assert (status, body.decode()) == (403, "Bist du sicher, dass du das tun möchtest?")
 
 
 async def test_plugin_2_3_has_no_chat_action(
-    emu: SiteEmulator, session: aiohttp.ClientSession
+    emu: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
     emu.plugin_version = "2.3"
     for action in ("wpaicg_chat_shortcode_message", "wpaicg_chatbox_message"):
-        status, headers, body = await post(session, emu, action=action)
+        status, headers, body = await post(http, emu, action=action)
         assert (status, body) == (400, b"0")
         assert headers["Content-Type"] == "text/html; charset=UTF-8"
 
 
-async def test_wordpress_routing(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
-    async with session.get(emu.ajax_url) as response:
+async def test_wordpress_routing(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    async with http.get(emu.ajax_url) as response:
         assert (response.status, await response.read()) == (400, b"0")
-    async with session.post(emu.ajax_url, data={"message": "hi"}) as response:
+    async with http.post(emu.ajax_url, data={"message": "hi"}) as response:
         assert (response.status, await response.read()) == (400, b"0")
-    status, _, body = await post(session, emu, action="heartbeat")
+    status, _, body = await post(http, emu, action="heartbeat")
     assert (status, body) == (400, b"0")
     emu.widget = "widget"
-    answer = await post_json(session, emu, action="wpaicg_chatbox_message")
+    answer = await post_json(http, emu, action="wpaicg_chatbox_message")
     assert answer["status"] == "success"
     assert emu.posts == 3
 
 
 async def test_query_string_fields_depend_on_plugin_version(
-    emu: SiteEmulator, session: aiohttp.ClientSession
+    emu: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
     query = urllib.parse.urlencode(chat_form(emu, "from the query"))
     for version, expected in (
@@ -372,7 +641,7 @@ async def test_query_string_fields_depend_on_plugin_version(
         ("1.8.91", {"status": "error", "msg": "It appears that nothing was inputted."}),
     ):
         emu.plugin_version = version
-        async with session.post(f"{emu.ajax_url}?{query}", data={"x": "1"}) as response:
+        async with http.post(f"{emu.ajax_url}?{query}", data={"x": "1"}) as response:
             answer = json.loads(await response.read())
         for key, value in expected.items():
             assert answer[key] == value
@@ -380,12 +649,30 @@ async def test_query_string_fields_depend_on_plugin_version(
     assert emu.requests[-1].form == {"x": "1"}
 
 
-async def test_multipart_form(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_event_source_get_of_1_8_79_streams_from_the_query_string(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.plugin_version = "1.8.79"
+    emu.stream = True
+    emu.reply = "streamed"
+    form = chat_form(emu, "by GET", wpaicg_chat_client_id="AbCdEfGh12", chat_id="42")
+    async with http.get(emu.ajax_url, params=form) as response:
+        assert response.headers["Content-Type"] == EVENT_STREAM
+        events, trailing = parse_stream((await response.read()).decode())
+    assert stream_text(events) == "streamed"
+    assert json.loads(trailing)["data"] == "streamed"
+    assert emu.model_calls[-1][-1] == {"role": "user", "content": "by GET"}
+    emu.plugin_version = "1.8.91"  # $_POST only: the GET has no message
+    async with http.get(emu.ajax_url, params=form) as response:
+        assert json.loads(await response.read())["msg"] == "It appears that nothing was inputted."
+
+
+async def test_multipart_form(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     data = aiohttp.MultipartWriter("form-data")
     for name, value in chat_form(emu, "multi part ✓").items():
         part = data.append(value)
         part.set_content_disposition("form-data", name=name)
-    async with session.post(emu.ajax_url, data=data) as response:
+    async with http.post(emu.ajax_url, data=data) as response:
         answer = json.loads(await response.read())
     assert answer["data"] == default_reply("multi part ✓")
     record = emu.requests[-1]
@@ -394,10 +681,10 @@ async def test_multipart_form(emu: SiteEmulator, session: aiohttp.ClientSession)
     assert record.raw_body.startswith(b"--")
 
 
-async def test_expect_100_continue(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_expect_100_continue(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     long_message = "word " * 400  # curl sends "Expect: 100-continue" above 1 KiB
     started = time.perf_counter()
-    async with session.post(
+    async with http.post(
         emu.ajax_url, data=chat_form(emu, long_message), expect100=True, timeout=_seconds(5)
     ) as response:
         answer = json.loads(await response.read())
@@ -414,11 +701,14 @@ async def test_expect_100_continue(emu: SiteEmulator, session: aiohttp.ClientSes
     [
         ("  hello   world  ", False, "hello world"),
         ("line one\n\tline two", False, "line one line two"),
-        ("line one\n\tline two", True, "line one\n line two"),
+        ("line one\n\tline  two ", True, "line one\n\tline  two"),
         ("<b>bold</b> and <i>it</i>", False, "bold and it"),
         ("<script>alert(1)</script>after", False, "after"),
         ("<style>p{}</style>x", False, "x"),
         ("a < b", False, "a &lt; b"),
+        ("a < b > c", False, "a < b > c"),
+        ('<a title=">">link</a>', False, "link"),
+        ("x<!-- note -->y", False, "xy"),
         ("100%25 sure %41%42", False, "100 sure"),
         ("%2%41", False, "%2"),
         ("   <p></p>  %20 ", False, ""),
@@ -429,105 +719,725 @@ def test_sanitize_text_field(raw: str, keep_newlines: bool, expected: str) -> No
     assert sanitize_text_field(raw, keep_newlines=keep_newlines) == expected
 
 
-async def test_sanitizing_on_the_wire(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
-    emu.plugin_version = "1.8.90"
-    answer = await post_json(session, emu, " <b>two</b>\n\tlines ")
-    assert answer["data"] == default_reply("two lines")
-    emu.plugin_version = "1.8.91"
-    answer = await post_json(session, emu, " <b>two</b>\nlines ")
-    assert answer["data"] == default_reply("two\nlines")
-    empty = {"status": "error", "msg": "It appears that nothing was inputted."}
-    assert await post_json(session, emu, "  <br> %0A ") == empty
-    async with session.post(
-        emu.ajax_url,
-        data=urllib.parse.urlencode(chat_form(emu, "x")).replace("message=x", "message=%FF"),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    ) as response:
-        assert json.loads(await response.read()) == empty
+@pytest.mark.parametrize(
+    ("version", "sent", "model_gets"),
+    [
+        ("1.8.90", " <b>it's</b>\n\t%41 ok ", "it\\'s ok"),  # magic quotes stay
+        ("1.8.91", " <b>it's</b>\n\t%41 ok ", "it's ok"),
+        ("1.8.90", 'a\\b "q"', 'a\\\\b \\"q\\"'),
+        ("1.8.95", 'a\\b "q"', 'a\\b "q"'),
+        ("1.8.96", " <b>it's</b>\n\t%41 ok ", "<b>it's</b>\n\t%41 ok"),  # trimmed as "Human: "
+        ("2.2", "a\\b &lt;br&gt;", "a\\b &lt;br&gt;"),
+    ],
+)
+async def test_message_is_cleaned_per_plugin_version(
+    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, sent: str, model_gets: str
+) -> None:
+    emu.plugin_version = version
+    answer = await post_json(http, emu, sent, wpaicg_chat_history="[]")
+    assert emu.model_calls[-1][-1] == {"role": "user", "content": model_gets}
+    assert answer["data"].startswith(default_reply(model_gets.strip() or model_gets)[:40])
+
+
+@pytest.mark.parametrize(
+    ("version", "message", "empty"),
+    [
+        ("1.8.91", "", True),
+        ("1.8.91", "0", True),
+        ("1.8.91", "  <br> %0A ", True),
+        ("1.8.91", " ", True),  # sanitized to ""
+        ("2.2", " ", False),  # not PHP-empty, and 1.8.96+ no longer sanitizes
+        ("2.2", "0", True),
+        ("2.2", "<br>", False),
+    ],
+)
+async def test_empty_message_is_php_empty_after_cleaning(
+    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, message: str, empty: bool
+) -> None:
+    emu.plugin_version = version
+    answer = await post_json(http, emu, message, wpaicg_chat_history="[]")
+    if empty:
+        assert answer == {"status": "error", "msg": "It appears that nothing was inputted."}
+        assert emu.model_calls == []
+    else:
+        assert answer["status"] == "success"
+
+
+async def test_invalid_utf8_message_empties_or_breaks_the_model_call(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    body = urllib.parse.urlencode(chat_form(emu, "x")).replace("message=x", "message=%FF")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with http.post(emu.ajax_url, data=body, headers=headers) as response:
+        assert json.loads(await response.read())["msg"] == "It appears that nothing was inputted."
+    emu.plugin_version = "2.2"  # no sanitizing: PHP's json_encode of the request fails
+    async with http.post(emu.ajax_url, data=body, headers=headers) as response:
+        answer = json.loads(await response.read())
+    assert answer["status"] == "error"
+    assert answer["msg"].startswith("We could not parse the JSON body of your request.")
+    assert emu.model_calls == []
 
 
 async def test_success_body_is_php_encoded(
-    emu: SiteEmulator, session: aiohttp.ClientSession
+    emu: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
     emu.reply = "a/b café 😀"
-    status, headers, body = await post(session, emu)
+    status, headers, body = await post(http, emu)
     assert status == 200
-    assert headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert headers["Content-Type"] == JSON_TYPE
     assert body == (
         b'{"status":"success","msg":"Something went wrong",'
-        b'"greeting_message":"Hello human, I am a GPT powered AI chat bot. Ask me anything!",'
+        b'"greeting_message":' + php_json(PROMPT).encode() + b","
         b'"data":"a\\/b caf\\u00e9 \\ud83d\\ude00","log":false}'
     )
     assert json.loads(body)["data"] == "a/b café 😀"
+    assert b"OpenAI\\u2019s" in body  # the page's excerpt, PHP-escaped
 
 
-async def test_reply_functions(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
-    assert (await post_json(session, emu, "echo"))["data"] == default_reply("echo")
+async def test_reply_functions(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    assert (await post_json(http, emu, "echo"))["data"] == default_reply("echo")
     emu.reply = str.upper
-    assert (await post_json(session, emu, "shout"))["data"] == "SHOUT"
+    assert (await post_json(http, emu, "shout"))["data"] == "SHOUT"
 
     async def slow(message: str) -> str:
         await asyncio.sleep(0)
         return message[::-1]
 
     emu.reply = slow
-    assert (await post_json(session, emu, "abc"))["data"] == "cba"
+    assert (await post_json(http, emu, "abc"))["data"] == "cba"
+
+    seen: list[list[dict[str, str]]] = []
+
+    def with_messages(message: str, messages: list[dict[str, str]]) -> str:
+        seen.append(messages)
+        return f"{message} after {len(messages)} messages"
+
+    emu.reply = with_messages
+    turns = history("Human: one", "AI: two")
+    answer = await post_json(http, emu, "three", wpaicg_chat_history=turns)
+    assert answer["data"] == "three after 4 messages"
+    assert seen == [emu.model_calls[-1]]
+    seen[0].clear()  # the function gets a copy
+    assert len(emu.model_calls[-1]) == 4
 
 
-async def test_banned_ips_and_words(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
-    emu.banned_words = {"Forbidden"}
-    answer = await post_json(session, emu, "this is FORBIDDEN stuff")
+async def test_banned_ips_and_words(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emu.banned_words = {" Forbidden "}
+    answer = await post_json(http, emu, "this is FORBIDDEN stuff")
     assert answer == {
         "status": "error",
         "msg": "Your message contains prohibited words. Please modify your message and try again.",
     }
+    # a word of the message, split on spaces, must equal a banned word
+    assert (await post_json(http, emu, "forbiddenness, forbidden!"))["status"] == "success"
     emu.banned_ips = {"203.0.113.9"}
     banned = {"status": "error", "msg": "You are not allowed to access this feature."}
-    forwarded = {"X-Forwarded-For": "203.0.113.9, 10.0.0.1"}
-    assert await post_json(session, emu, headers=forwarded) == banned
-    assert (await post_json(session, emu))["status"] == "success"
+    forwarded = {"X-Forwarded-For": " , 203.0.113.9, 10.0.0.1"}
+    assert await post_json(http, emu, headers=forwarded) == banned
+    assert await post_json(http, emu, headers={"Client-IP": "203.0.113.9"}) == banned
+    client_first = {"Client-IP": "198.51.100.1", "X-Forwarded-For": "203.0.113.9"}
+    assert (await post_json(http, emu, headers=client_first))["status"] == "success"
+    assert (await post_json(http, emu))["status"] == "success"
     emu.banned_ips = {"127.0.0.1"}
-    assert await post_json(session, emu) == banned
+    assert await post_json(http, emu) == banned
+
+
+async def test_banned_ip_and_words_stream_flag_events_then_the_whole_answer(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
     emu.stream = True
-    _status, headers, body = await post(session, emu)
-    assert headers["Content-Type"] == "text/event-stream"
+    emu.reply = "fine"
+    emu.banned_ips = {"127.0.0.1"}
+    emu.banned_words = {"bad"}
+    _, headers, body = await post(http, emu, "bad and bad again")
+    assert headers["Content-Type"] == EVENT_STREAM
     events, rest = parse_stream(body.decode())
-    assert json.loads(events[0]) == {"msg": banned["msg"], "ipBanned": True}
-    assert (len(events), rest) == (1, "")
+    assert json.loads(events[0]) == {
+        "msg": "You are not allowed to access this feature.",
+        "ipBanned": True,
+    }
+    flagged = {
+        "msg": "Your message contains prohibited words. Please modify your message and try again.",
+        "messageFlagged": True,
+    }
+    assert [json.loads(event) for event in events[1:3]] == [flagged, flagged]  # one per word
+    assert stream_text(events[3:]) == "fine"
+    assert (events[-1], rest) == ("[DONE]", "")
+    assert len(emu.model_calls) == 1
 
 
-async def test_token_limit(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_token_limit(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.token_limit = 2
     limit = {"msg": "You have reached your token limit.", "tokenLimitReached": True}
     for _ in range(2):
-        answer = await post_json(session, emu, wpaicg_chat_client_id="AAAAAAAAAA")
+        answer = await post_json(http, emu, wpaicg_chat_client_id="AAAAAAAAAA")
         assert answer["status"] == "success"
-    assert await post_json(session, emu, wpaicg_chat_client_id="AAAAAAAAAA") == limit
-    assert (await post_json(session, emu, wpaicg_chat_client_id="BBBBBBBBBB"))["status"] == (
+    assert await post_json(http, emu, wpaicg_chat_client_id="AAAAAAAAAA") == limit
+    assert (await post_json(http, emu, wpaicg_chat_client_id="BBBBBBBBBB"))["status"] == (
         "success"
     )
-    assert (await post_json(session, emu))["status"] == "success"  # per IP
-    assert (await post_json(session, emu))["status"] == "success"
-    assert await post_json(session, emu) == limit
+    assert (await post_json(http, emu))["status"] == "success"  # per IP
+    assert (await post_json(http, emu))["status"] == "success"
+    assert await post_json(http, emu) == limit
     emu.stream = True
-    _, _, body = await post(session, emu)
+    _, _, body = await post(http, emu)
     assert parse_stream(body.decode()) == ([php_json(limit)], "")
     emu.reset_token_usage()
     emu.stream = False
-    assert (await post_json(session, emu))["status"] == "success"
+    assert (await post_json(http, emu))["status"] == "success"
+
+
+# the history and the model ---------------------------------------------------------------
+
+
+async def test_history_builds_the_models_messages(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.plugin_version = "2.2"
+    turns = json.dumps(
+        [
+            {"id": 1, "text": "Human: What is PHP?"},
+            {"text": "AI: PHP is a scripting language. AI: Really."},
+            {"id": "", "text": "  Human:   spaced  "},
+            "AI: a bare string entry",
+            {"id": 5, "text": "Human:no space"},
+            {"id": 6, "text": "AI: "},
+            {"id": 7, "text": "AI: 0"},
+            {"id": 8, "text": 42},
+        ]
+    )
+    answer = await post_json(http, emu, "  And now?  ", wpaicg_chat_history=turns)
+    assert emu.model_calls[-1] == [
+        {"role": "user", "content": PROMPT},
+        {"role": "user", "content": "What is PHP?"},
+        {"role": "assistant", "content": "PHP is a scripting language. Really."},
+        {"role": "user", "content": "spaced"},
+        {"role": "assistant", "content": "a bare string entry"},
+        {"role": "assistant", "content": "Human:no space"},
+        {"role": "assistant", "content": "AI:"},  # trimmed first, so no "AI: " to remove
+        {"role": "assistant", "content": "42"},
+        {"role": "user", "content": "And now?"},
+    ]
+    assert answer["data"] == default_reply("  And now?  ", emu.model_calls[-1])
+    assert answer["data"].endswith("(the model saw 7 earlier messages)")
+
+
+async def test_history_as_a_json_object_is_still_an_array_for_php(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    turns = json.dumps({"a": "Human: first", "b": {"text": "AI: second"}})
+    await post_json(http, emu, "third", wpaicg_chat_history=turns)
+    assert [m["content"] for m in emu.model_calls[-1][1:]] == ["first", "second", "third"]
+
+
+async def test_history_with_a_quote_is_dropped_silently(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    turns = history('Human: Say "hello" in Russian.', "AI: Привет.")
+    answer = await post_json(http, emu, "And goodbye?", wpaicg_chat_history=turns)
+    assert answer["data"] == default_reply("And goodbye?")
+    assert emu.model_calls[-1] == [
+        {"role": "user", "content": PROMPT},
+        {"role": "user", "content": "And goodbye?"},
+    ]
+    browser = history("Human: Say &quot;hello&quot; in Russian.", "AI: Привет.")
+    await post_json(http, emu, "And goodbye?", wpaicg_chat_history=browser)
+    assert emu.model_calls[-1][1:3] == [
+        {"role": "user", "content": "Say &quot;hello&quot; in Russian."},
+        {"role": "assistant", "content": "Привет."},
+    ]
+
+
+async def test_history_escapes_lose_their_backslash(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.plugin_version = "2.2"
+    turns = json.dumps([{"text": "Human: a\nb\tc é \\ d"}], ensure_ascii=True)
+    await post_json(http, emu, "x", wpaicg_chat_history=turns)
+    assert emu.model_calls[-1][1] == {"role": "user", "content": "anbtc u00e9  d"}
+
+
+@pytest.mark.parametrize(
+    "turns", ["5", '"Human: x"', "null", "not json", "[NaN]", "[1,", '{"a":1}extra', "0"]
+)
+async def test_history_that_is_not_an_array_is_dropped(
+    emu: SiteEmulator, http: aiohttp.ClientSession, turns: str
+) -> None:
+    answer = await post_json(http, emu, "hi", wpaicg_chat_history=turns)
+    assert answer["status"] == "success"
+    assert len(emu.model_calls[-1]) == 2
+
+
+@pytest.mark.parametrize(
+    ("version", "content", "line_break"),
+    [
+        ("1.8.90", "line one two x", "line one two"),  # sanitize_text_field: one line
+        ("1.8.91", "line one  two x", None),  # sanitize_textarea_field keeps it: bad JSON
+        ("2.2", "line one  two x", None),
+    ],
+)
+async def test_history_is_sanitized_per_plugin_version(
+    emu: SiteEmulator,
+    http: aiohttp.ClientSession,
+    version: str,
+    content: str,
+    line_break: str | None,
+) -> None:
+    emu.plugin_version = version
+    raw = '[{"id":1,"text":"Human: line <b>one</b>  two x"}]'
+    await post_json(http, emu, "next", wpaicg_chat_history=raw)
+    assert emu.model_calls[-1][1] == {"role": "user", "content": content}
+    raw = '[{"id":1,"text":"Human: 100%25  sure"}]'  # octets go, and runs of spaces with them
+    await post_json(http, emu, "next", wpaicg_chat_history=raw)
+    assert emu.model_calls[-1][1] == {"role": "user", "content": "100 sure"}
+    raw = '[{"id":1,"text":"Human: line one\ntwo"}]'  # a raw line break inside a string
+    await post_json(http, emu, "next", wpaicg_chat_history=raw)
+    if line_break is None:
+        assert len(emu.model_calls[-1]) == 2  # json_decode fails: the history is dropped
+    else:
+        assert emu.model_calls[-1][1] == {"role": "user", "content": line_break}
+
+
+async def test_history_comes_from_the_query_string_up_to_1_8_90(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    query = urllib.parse.urlencode({"wpaicg_chat_history": history("Human: q", "AI: a")})
+    for version, seen in (("1.8.90", 4), ("1.8.91", 2)):
+        emu.plugin_version = version
+        async with http.post(f"{emu.ajax_url}?{query}", data=chat_form(emu, "now")) as response:
+            assert json.loads(await response.read())["status"] == "success"
+        assert len(emu.model_calls[-1]) == seen
+
+
+async def test_browser_history_with_the_current_turn_reaches_the_model_twice(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.plugin_version = "1.9.3"  # up to 1.9.3 the browser appends the turn it sends
+    turns = history("Human: first", "AI: reply", "Human: second")
+    answer = await post_json(http, emu, "second", wpaicg_chat_history=turns)
+    assert [m["content"] for m in emu.model_calls[-1][-2:]] == ["second", "second"]
+    assert answer["data"].endswith("(the model saw 3 earlier messages)")
+
+
+async def test_remember_conversation_off_ignores_the_history(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.remember_conversation = False
+    emu.plugin_version = "2.2"
+    emu.php_warnings = "buffered"
+    status, _, body = await post(http, emu, " raw ", wpaicg_chat_history=history("Human: x"))
+    assert status == 200
+    assert not body.startswith(b"<br />")  # no history warning either
+    assert emu.model_calls[-1] == [
+        {"role": "user", "content": PROMPT},
+        {"role": "user", "content": " raw "},  # not trimmed on this path
+    ]
+
+
+async def test_history_entry_that_is_an_array_is_fatal_on_php_8(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.plugin_version = "2.2"
+    turns = json.dumps([{"text": "Human: ok"}, ["Human: nested"]])
+    status, headers, body = await post(http, emu, "x", wpaicg_chat_history=turns)
+    assert (status, headers["Content-Type"]) == (500, HTML_TYPE)
+    assert body.decode() == (
+        "<p>There has been a critical error on this website.</p><p><a href="
+        '"https://wordpress.org/documentation/article/faq-troubleshooting/">'
+        "Learn more about troubleshooting WordPress.</a></p>"
+    )
+    assert emu.model_calls == []
+    emu.php_warnings = "buffered"
+    _, _, body = await post(http, emu, "x", wpaicg_chat_history=turns)
+    assert body.startswith(b"<br />\n<b>Fatal error</b>:  Uncaught TypeError: trim()")
+    assert f"in <b>{CHAT_FILE}</b> on line <b>1144</b>".encode() in body
+    emu.php_version = "7.4"  # PHP 7 warns, skips the entry and goes on
+    answer = json.loads((await post(http, emu, "x", wpaicg_chat_history=turns))[2].split(
+        b"<br />\n"
+    )[-1])
+    assert answer["status"] == "success"
+    assert len(emu.model_calls[-1]) == 3
+
+
+@pytest.mark.parametrize(
+    ("post_id", "context"),
+    [("11", True), ("11.0", True), ("<11", False), ("", False), ("12", False), ("11a", False)],
+)
+async def test_page_context_only_when_post_id_names_the_pages_post(
+    emu: SiteEmulator, http: aiohttp.ClientSession, post_id: str, context: bool
+) -> None:
+    answer = await post_json(http, emu, post_id=post_id)
+    prompt = PROMPT if context else BARE_PROMPT
+    assert answer["greeting_message"] == prompt
+    assert emu.model_calls[-1][0] == {"role": "user", "content": prompt}
+    assert BARE_PROMPT == (
+        "Converse as if you were an AI assistant. Answer the question as truthfully as "
+        "possible using the provided text. Tone: Friendly"
+    )
+
+
+async def test_model_calls_are_recorded_on_the_emulator_and_the_request(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    await post_json(http, emu, "one")
+    await post_json(http, emu, "")  # an empty message never reaches the model
+    await post(http, emu, "two", _wpnonce="0000000000")  # neither does a stale nonce
+    await post_json(http, emu, "three", wpaicg_chat_history=history("Human: one", "AI: 1"))
+    assert [call[-1]["content"] for call in emu.model_calls] == ["one", "three"]
+    assert [len(record.model_calls) for record in emu.requests] == [1, 0, 0, 1]
+    assert emu.requests[-1].model_calls[0] is emu.model_calls[-1]
+    assert all(isinstance(m, dict) and set(m) == {"role", "content"} for m in emu.model_calls[1])
+    emu.reset_counters()
+    assert emu.model_calls == []
+
+
+def test_default_reply_says_how_many_earlier_messages_the_model_saw() -> None:
+    prompt = {"role": "user", "content": "prompt"}
+    assert default_reply("hi") == "Hello! This is the local chatgpt4o.one emulator. You said: hi"
+    assert default_reply("hi", [prompt, {"role": "user", "content": "hi"}]) == default_reply("hi")
+    three = [prompt, {"role": "user", "content": "a"}, {"role": "user", "content": "hi"}]
+    assert default_reply("hi", three) == default_reply("hi") + " (the model saw 1 earlier message)"
+
+
+# PHP warnings ------------------------------------------------------------------------------
+
+
+def history_warning(line: int = 942) -> str:
+    return (
+        "<br />\n<b>Warning</b>:  Undefined variable $wpaicg_chat_history in "
+        f"<b>{CHAT_FILE}</b> on line <b>{line}</b><br />\n"
+    )
+
+
+async def test_missing_history_warning_with_buffering_keeps_the_content_type(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.php_warnings = True  # "buffered"
+    assert emu.php_warnings == "buffered"
+    status, headers, body = await post(http, emu)  # no wpaicg_chat_history field
+    assert (status, headers["Content-Type"]) == (200, JSON_TYPE)
+    text = body.decode()
+    assert text.startswith(history_warning(942))
+    assert json.loads(text[len(history_warning()) :])["status"] == "success"
+    _, _, body = await post(http, emu, wpaicg_chat_history="")  # empty counts as missing
+    assert body.decode().startswith(history_warning())
+    _, _, body = await post(http, emu, wpaicg_chat_history="[]")
+    assert body.startswith(b"{")
+    emu.stream = True
+    _, headers, body = await post(http, emu)
+    assert headers["Content-Type"] == EVENT_STREAM
+    text = body.decode()
+    assert text.startswith(history_warning() + "data: {")
+    assert text.endswith("data: [DONE]\n\n")
+
+
+async def test_missing_history_warning_without_buffering_sends_text_html_first(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.php_warnings = "unbuffered"
+    emu.plugin_version = "2.2"
+    _, headers, body = await post(http, emu)
+    assert headers["Content-Type"] == HTML_TYPE
+    assert body.decode().startswith(history_warning(946) + '{"status":"success"')
+    emu.stream = True
+    _, headers, body = await post(http, emu)
+    assert headers["Content-Type"] == HTML_TYPE
+    assert "X-Accel-Buffering" not in headers
+    text = body.decode()
+    warnings, _, stream = text.partition("data: ")
+    header_warnings = re.findall(
+        r"<b>Warning</b>:  Cannot modify header information - headers already sent by "
+        rf"\(output started at {re.escape(CHAT_FILE)}:946\) in <b>{re.escape(CHAT_FILE)}</b> "
+        r"on line <b>(\d+)</b>",
+        warnings,
+    )
+    assert header_warnings == ["1358", "1359", "1360"]
+    assert warnings.startswith(history_warning(946))
+    assert ("data: " + stream).endswith("data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize(
+    ("version", "warned"), [("1.8.79", False), ("1.8.90", False), ("1.8.91", True), ("2.2", True)]
+)
+async def test_missing_history_warning_only_from_1_8_91(
+    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, warned: bool
+) -> None:
+    emu.php_warnings = "buffered"
+    emu.plugin_version = version
+    _, _, body = await post(http, emu)
+    assert body.startswith(b"<br />") == warned
+
+
+@pytest.mark.parametrize(
+    ("version", "lines"),
+    [("1.8.85", []), ("1.8.86", ["1186"]), ("1.8.91", ["942", "1289"]), ("2.2", ["946", "1500"])],
+)
+async def test_empty_message_warning_from_1_8_86(
+    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, lines: list[str]
+) -> None:
+    emu.php_warnings = "buffered"
+    emu.stream = True  # the empty-message answer is JSON even on a streaming site
+    emu.plugin_version = version
+    status, headers, body = await post(http, emu, "")
+    assert (status, headers["Content-Type"]) == (200, JSON_TYPE)
+    text = body.decode()
+    assert re.findall(r"on line <b>(\d+)</b>", text) == lines
+    if lines:
+        assert "Undefined variable $stream_nav_setting" in text
+    assert text.endswith('{"status":"error","msg":"It appears that nothing was inputted."}')
+
+
+async def test_other_plugins_notice_precedes_every_answer(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.other_notices = True
+    assert (await post_json(http, emu, wpaicg_chat_history="[]"))["status"] == "success"  # off
+    emu.php_warnings = "buffered"
+    notice = "<br />\n<b>Deprecated</b>:  Creation of dynamic property"
+    page = await get_page(http, emu)
+    assert page.startswith(notice)
+    status, headers, body = await post(http, emu, _wpnonce="0000000000")
+    assert (status, headers["Content-Type"]) == (403, HTML_TYPE)
+    assert body.decode().startswith(notice)
+    assert body.decode().endswith("<br />\nThe link you followed has expired.")
+    status, _, body = await post(http, emu, action="nope")
+    assert (status, body.decode().startswith(notice), body.endswith(b"0")) == (400, True, True)
+    emu.php_warnings = "unbuffered"  # the first notice sends the headers: 200
+    status, headers, body = await post(http, emu, _wpnonce="0000000000")
+    assert (status, headers["Content-Type"]) == (200, HTML_TYPE)
+    assert body.decode().endswith("The link you followed has expired.")
+    status, _, _ = await post(http, emu, action="nope")
+    assert status == 200
+
+
+async def test_php_7_prints_notices_instead_of_warnings(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.php_warnings = "buffered"
+    emu.php_version = "7.4"
+    emu.other_notices = True
+    _, _, body = await post(http, emu)
+    text = body.decode()
+    assert "<b>Notice</b>:  Undefined index: page in" in text
+    assert "<b>Notice</b>:  Undefined variable: wpaicg_chat_history in" in text
+
+
+async def test_flag_event_then_stream_prints_header_warnings_on_debug_sites(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.php_warnings = "buffered"
+    emu.stream = True
+    emu.banned_ips = {"127.0.0.1"}
+    text = (await post(http, emu, wpaicg_chat_history="[]"))[2].decode()
+    flag, _, rest = text.partition("\n\n")
+    assert json.loads(flag[len("data: ") :])["ipBanned"] is True
+    assert rest.count("Cannot modify header information") == 3  # the stream's header() calls
+    assert "data: [DONE]" in rest
+
+
+# Assistant mode ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def assistant() -> AsyncIterator[SiteEmulator]:
+    async with SiteEmulator(assistant=True, plugin_version="2.2") as emulator:
+        yield emulator
+
+
+async def test_assistant_plain_answer_carries_thread_id_between_data_and_log(
+    assistant: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    status, headers, body = await post(http, assistant, "Hi", wpaicg_chat_history="[]")
+    assert (status, headers["Content-Type"]) == (200, JSON_TYPE)
+    answer = json.loads(body)
+    assert list(answer) == ["status", "msg", "greeting_message", "data", "thread_id", "log"]
+    assert re.fullmatch(r"thread_[A-Za-z0-9]{24}", answer["thread_id"])
+    assert answer["data"] == default_reply("Hi")
+    assert assistant.requests[-1].thread_id == answer["thread_id"]
+    assert assistant.threads[answer["thread_id"]] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": answer["data"]},
+    ]
+    assert assistant.model_calls[-1][0]["role"] == "system"
+
+
+async def test_assistant_thread_continues_with_the_posted_thread_id(
+    assistant: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    first = await post_json(http, assistant, "one")
+    thread = first["thread_id"]
+    turns = history("Human: ignored", "AI: ignored")  # the thread holds the memory
+    second = await post_json(http, assistant, "two", thread_id=thread, wpaicg_chat_history=turns)
+    assert second["thread_id"] == thread
+    assert second["data"] == default_reply("two") + " (the model saw 2 earlier messages)"
+    assert [m["content"] for m in assistant.model_calls[-1][1:]] == ["one", first["data"], "two"]
+    assert [r.thread_id for r in assistant.requests] == [thread, thread]
+    assert len(assistant.threads) == 1
+    assert len(assistant.threads[thread]) == 4
+    third = await post_json(http, assistant, "new chat")  # no thread_id: a new thread
+    assert third["thread_id"] != thread
+    assert len(assistant.threads) == 2
+
+
+async def test_assistant_stream_uses_the_assistant_dialect(
+    assistant: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    assistant.stream = True
+    assistant.reply = "Hello there"
+    status, headers, body = await post(http, assistant, "Hi", wpaicg_chat_history="[]")
+    assert (status, headers["Content-Type"]) == (200, EVENT_STREAM)
+    events, rest = parse_sse(body.decode())
+    assert rest == ""
+    assert events[0][0] == "thread_id"
+    thread = events[0][1]
+    assert thread == assistant.requests[-1].thread_id
+    assert re.fullmatch(r"thread_[A-Za-z0-9]{24}", thread)  # bare, not JSON
+    names = [name for name, _ in events]
+    assert names[-1] == "done"
+    assert events[-1][1] == "[DONE]"
+    assert set(names[1:-1]) > {"thread.message.delta"}  # other thread.* events come along
+    assert all(name.startswith("thread.") for name in names[1:-1])
+    text = ""
+    for name, data in events:
+        if name == "thread.message.delta":
+            for item in json.loads(data)["delta"]["content"]:
+                if item["type"] == "text":
+                    text += item["text"]["value"]
+    assert text == "Hello there"
+    assert "data: [DONE]" in body.decode()
+    assert '"finish_reason"' not in body.decode()
+    # a later turn of the same thread: no thread_id event
+    body = (await post(http, assistant, "More", thread_id=thread))[2].decode()
+    events, _ = parse_sse(body)
+    assert "thread_id" not in [name for name, _ in events]
+    assert events[-1] == ("done", "[DONE]")
+    assert len(assistant.threads[thread]) == 4
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_assistant_unknown_thread_is_an_assistant_error(
+    assistant: SiteEmulator, http: aiohttp.ClientSession, stream: bool
+) -> None:
+    assistant.stream = stream
+    _, headers, body = await post(http, assistant, "Hi", thread_id="thread_gone")
+    msg = "No thread found with id 'thread_gone'."
+    if stream:
+        assert headers["Content-Type"] == EVENT_STREAM
+        assert body.decode() == (
+            "event: assistant_error\n"
+            f'data: {{"status":"error","msg":"{msg}"}}\n\n'
+            "event: done\ndata: \n\n"
+        )
+    else:
+        assert json.loads(body) == {"status": "error", "msg": msg, "greeting_message": PROMPT}
+    assert assistant.model_calls == []
+    assert assistant.requests[-1].thread_id is None
+
+
+async def test_assistant_upstream_error_is_an_assistant_error_event(
+    assistant: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    assistant.stream = True
+    assistant.fail_next(Fault.upstream_error("Incorrect API key provided."))
+    events, _ = parse_sse((await post(http, assistant))[2].decode())
+    assert events == [
+        ("assistant_error", '{"status":"error","msg":"Incorrect API key provided."}'),
+        ("done", ""),
+    ]
+    assistant.stream = False
+    assistant.fail_next(Fault.upstream_unreachable("cURL error 7: refused"))
+    answer = await post_json(http, assistant)
+    assert (answer["status"], answer["msg"]) == ("error", "cURL error 7: refused")
+
+
+async def test_assistant_run_error_ends_the_stream_without_done(
+    assistant: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    assistant.stream = True
+    assistant.stream_chunks = 4
+    assistant.reply = "abcdefgh"
+    assistant.fail_next(Fault.stream_no_done(after_chunks=2))
+    events, rest = parse_sse((await post(http, assistant))[2].decode())
+    names = [name for name, _ in events]
+    assert names[0] == "thread_id"
+    assert "done" not in names
+    assert names.count("thread.message.delta") == 2
+    assert rest == ""
+
+
+async def test_assistant_stream_with_buffering_discards_earlier_warnings(
+    assistant: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    assistant.stream = True
+    assistant.php_warnings = "buffered"
+    body = (await post(http, assistant))[2].decode()
+    assert body.startswith("event: thread_id\n")  # ob_end_clean() threw the warning away
+    assistant.php_warnings = "unbuffered"
+    _, headers, body = await post(http, assistant)
+    assert headers["Content-Type"] == HTML_TYPE
+    text = body.decode()
+    assert text.startswith(history_warning(946))
+    assert text.count("wpaicg_assistants.php</b> on line") == 4  # four header() calls
+
+
+async def test_assistant_needs_1_8_95(http: aiohttp.ClientSession) -> None:
+    async with SiteEmulator(assistant=True, plugin_version="1.8.94") as emu:
+        answer = await post_json(http, emu)
+        assert "thread_id" not in answer
+        assert emu.threads == {}
+
+
+# the site's language -----------------------------------------------------------------------
+
+
+async def test_german_site_translates_the_plugins_messages(http: aiohttp.ClientSession) -> None:
+    async with SiteEmulator(language="de", token_limit=1) as emu:
+        # the token limit first, while this client has had one answer
+        answer = await post_json(http, emu, post_id="")
+        assert answer["msg"] == "Etwas ist schiefgelaufen"
+        assert answer["greeting_message"] == (
+            "Unterhalte dich so, als wärst du ein AI-Assistent. Beantworte die Frage so "
+            "ehrlich wie möglich mit dem angegebenen Text. Ton: Freundlich"
+        )
+        assert await post_json(http, emu) == {
+            "msg": "Du hast dein Token-Limit erreicht.",
+            "tokenLimitReached": True,
+        }
+        emu.token_limit = None
+        assert (await post_json(http, emu, ""))["msg"] == "Anscheinend wurde nichts eingegeben."
+        emu.banned_words = {"böse"}
+        assert (await post_json(http, emu, "so böse"))["msg"].startswith(
+            "Deine Nachricht enthält verbotene Wörter."
+        )
+        emu.banned_ips = {"127.0.0.1"}
+        assert (await post_json(http, emu))["msg"] == "Du darfst diese Funktion nicht verwenden."
+        emu.banned_ips = set()
+        emu.fail_next(Fault.ai_unavailable())
+        assert (await post_json(http, emu))["msg"].startswith("Die KI-Instanz")
+        emu.fail_next(Fault.stream_error_event("ipBanned"))
+        events, _ = parse_stream((await post(http, emu))[2].decode())
+        assert json.loads(events[0])["msg"] == "Du darfst diese Funktion nicht verwenden."
+        answer = await post_json(http, emu)
+        assert answer["greeting_message"].endswith(
+            'Ton: Freundlich.\n Aktueller Kontext: "' + POST_TITLE + "\n" + POST_EXCERPT + '"'
+        )
 
 
 # streaming ----------------------------------------------------------------------------
 
 
-async def test_stream_format(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_stream_format(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.stream = True
     emu.reply = "Héllo wörld, a/b 😀 and a longer tail of words."
-    status, headers, body = await post(session, emu)
+    status, headers, body = await post(http, emu)
     assert status == 200
-    assert headers["Content-Type"] == "text/event-stream"
+    assert headers["Content-Type"] == EVENT_STREAM
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["X-Accel-Buffering"] == "no"
+    assert headers["X-Robots-Tag"] == "noindex"
     events, trailing = parse_stream(body.decode())
-    assert events[-1] == "[DONE]"
+    assert (events[-1], trailing) == ("[DONE]", "")  # 1.8.85+: nothing follows
+    assert body.endswith(b"data: [DONE]\n\n")
     chunks = [json.loads(event) for event in events[:-1]]
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert chunks[-1]["choices"][0] == {
@@ -541,10 +1451,29 @@ async def test_stream_format(emu: SiteEmulator, session: aiohttp.ClientSession) 
     assert len(chunks) > 10
     assert stream_text(events) == emu.reply
     assert '"content":"Héll"'.encode() in body  # upstream chunks are raw UTF-8
+
+
+@pytest.mark.parametrize(
+    ("version", "json_follows"),
+    [("1.8.79", True), ("1.8.84", True), ("1.8.85", False), ("1.8.96", False), ("2.2", False)],
+)
+async def test_json_follows_done_only_up_to_1_8_84(
+    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, json_follows: bool
+) -> None:
+    emu.stream = True
+    emu.plugin_version = version
+    emu.reply = "a/b 😀"
+    _, headers, body = await post(http, emu)
+    assert headers["Content-Type"] == EVENT_STREAM
+    events, trailing = parse_stream(body.decode())
+    assert events[-1] == "[DONE]"
+    if not json_follows:
+        assert trailing == ""
+        return
     assert json.loads(trailing) == {
         "status": "success",
         "msg": "Something went wrong",
-        "greeting_message": "Hello human, I am a GPT powered AI chat bot. Ask me anything!",
+        "greeting_message": PROMPT,
         "data": emu.reply,
         "log": False,
     }
@@ -552,14 +1481,14 @@ async def test_stream_format(emu: SiteEmulator, session: aiohttp.ClientSession) 
     assert "\\ud83d\\ude00" in trailing
 
 
-async def test_stream_chunks_and_delay(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_stream_chunks_and_delay(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.stream = True
     emu.stream_chunks = 3
     emu.chunk_delay = 0.05
     emu.reply = "abcdefgh"
     arrivals = []
     started = time.perf_counter()
-    async with session.post(emu.ajax_url, data=chat_form(emu)) as response:
+    async with http.post(emu.ajax_url, data=chat_form(emu)) as response:
         body = b""
         async for piece in response.content.iter_any():
             arrivals.append(time.perf_counter() - started)
@@ -569,7 +1498,7 @@ async def test_stream_chunks_and_delay(emu: SiteEmulator, session: aiohttp.Clien
     assert contents == ["", "abc", "def", "gh", None]
     assert arrivals[-1] >= 0.09
     assert len(arrivals) >= 2
-    assert json.loads(trailing)["data"] == "abcdefgh"
+    assert (events[-1], trailing) == ("[DONE]", "")
 
 
 @given(st.text(max_size=60), st.one_of(st.none(), st.integers(min_value=1, max_value=12)))
@@ -611,11 +1540,16 @@ def test_php_json_round_trips(text: str) -> None:
         (Fault.ajax_referer_failed(), 403, "text/html", "-1"),
         (Fault.no_data(), 200, "application/json",
          '{"status":"success","msg":"Something went wrong"}'),
-        (Fault.upstream_error("Model overloaded"), 200, "application/json",
-         '{"status":"error","msg":"Model overloaded","log":false}'),
+        (Fault.upstream_error("Model <overloaded>"), 200, "application/json",
+         '{"status":"error","msg":"Model &lt;overloaded&gt;","greeting_message":'
+         + php_json(PROMPT) + ',"log":false}'),
+        (Fault.ai_unavailable(), 200, "application/json",
+         '{"status":"error","msg":"Unable to initialize the AI instance. '
+         'Please make sure the API key is valid."}'),
         (Fault.token_limit(), 200, "application/json",
          '{"msg":"You have reached your token limit.","tokenLimitReached":true}'),
         (Fault.stale_nonce(), 403, "text/html", "The link you followed has expired."),
+        (Fault.stale_nonce("expired"), 403, "text/html", "The link you followed has expired."),
         (Fault.stale_nonce("json"), 200, "application/json", "Nonce verification failed"),
         (Fault.stale_nonce("security_check"), 200, "application/json", "Security check"),
         (Fault.stale_nonce("invalid_nonce"), 200, "application/json", '"Invalid nonce.'),
@@ -624,14 +1558,14 @@ def test_php_json_round_trips(text: str) -> None:
 )  # fmt: skip
 async def test_simple_faults(
     emu: SiteEmulator,
-    session: aiohttp.ClientSession,
+    http: aiohttp.ClientSession,
     fault: Fault,
     status: int,
     content_type: str,
     check: str,
 ) -> None:
     emu.fail_next(fault)
-    got_status, headers, body = await post(session, emu)
+    got_status, headers, body = await post(http, emu)
     assert got_status == status
     assert headers["Content-Type"].startswith(content_type)
     if check in ("", "0", "-1") or check.startswith("{"):
@@ -645,25 +1579,25 @@ async def test_simple_faults(
         assert headers["Server"] == "cloudflare"
     assert emu.posts == 1
     assert len(emu.requests) == 1
-    assert (await post_json(session, emu))["status"] == "success"  # consumed
+    assert (await post_json(http, emu))["status"] == "success"  # consumed
 
 
-async def test_body_faults(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_body_faults(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.fail_next(Fault.rate_limited("7"))
-    _, headers, _ = await post(session, emu)
+    _, headers, _ = await post(http, emu)
     assert headers["Retry-After"] == "7"
     emu.fail_next(Fault.rate_limited("Wed, 21 Oct 2015 07:28:00 GMT"))
-    _, headers, _ = await post(session, emu)
+    _, headers, _ = await post(http, emu)
     assert headers["Retry-After"] == "Wed, 21 Oct 2015 07:28:00 GMT"
 
     emu.fail_next(Fault.truncated_json())
-    _status, headers, body = await post(session, emu)
+    _status, headers, body = await post(http, emu)
     assert headers["Content-Type"] == "application/json; charset=UTF-8"
     full = php_json(
         {
             "status": "success",
             "msg": "Something went wrong",
-            "greeting_message": "Hello human, I am a GPT powered AI chat bot. Ask me anything!",
+            "greeting_message": PROMPT,
             "data": default_reply("Hi"),
             "log": False,
         }
@@ -673,40 +1607,40 @@ async def test_body_faults(emu: SiteEmulator, session: aiohttp.ClientSession) ->
         json.loads(body)
 
     emu.fail_next(Fault.data_wrong_type())
-    assert (await post_json(session, emu))["data"] == 42
+    assert (await post_json(http, emu))["data"] == 42
     emu.fail_next(Fault.data_wrong_type(["a", "b"]))
-    answer = await post_json(session, emu)
+    answer = await post_json(http, emu)
     assert (answer["status"], answer["data"]) == ("success", ["a", "b"])
 
     emu.fail_next(Fault.wrong_content_type())
-    _, headers, body = await post(session, emu)
+    _, headers, body = await post(http, emu)
     assert headers["Content-Type"] == "text/plain; charset=UTF-8"
     assert body == full
 
     emu.fail_next(Fault.non_utf8())
-    _, headers, body = await post(session, emu)
+    _, headers, body = await post(http, emu)
     assert headers["Content-Type"] == "application/json; charset=UTF-8"
     with pytest.raises(UnicodeDecodeError):
         body.decode("utf-8")
     assert json.loads(body.decode("latin-1"))["status"] == "success"
 
 
-async def test_transport_faults(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_transport_faults(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.fail_next(Fault.stall(0.2))
     started = time.perf_counter()
-    assert (await post_json(session, emu))["status"] == "success"
+    assert (await post_json(http, emu))["status"] == "success"
     assert time.perf_counter() - started >= 0.2
 
     emu.fail_next(Fault.stall(5))
     with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(post(session, emu), 0.2)
+        await asyncio.wait_for(post(http, emu), 0.2)
 
     emu.fail_next(Fault.reset_before_headers())
     with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
-        await post(session, emu)
+        await post(http, emu)
 
     emu.fail_next(Fault.reset_after_headers())
-    async with session.post(emu.ajax_url, data=chat_form(emu)) as response:
+    async with http.post(emu.ajax_url, data=chat_form(emu)) as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
         with pytest.raises(aiohttp.ClientPayloadError):
@@ -714,48 +1648,48 @@ async def test_transport_faults(emu: SiteEmulator, session: aiohttp.ClientSessio
 
     emu.stream = True
     emu.fail_next(Fault.reset_after_headers())
-    async with session.post(emu.ajax_url, data=chat_form(emu)) as response:
-        assert response.headers["Content-Type"] == "text/event-stream"
+    async with http.post(emu.ajax_url, data=chat_form(emu)) as response:
+        assert response.headers["Content-Type"] == EVENT_STREAM
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
     assert emu.posts == 5
 
 
-async def test_page_faults_and_fifo(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_page_faults_and_fifo(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.fail_next(Fault.page("<html>cached</html>"))
     emu.fail_next(Fault.server_error(503, target="page"), times=2)
     emu.fail_next(Fault.upstream_error("first"))
     emu.fail_next(Fault.upstream_error("second"))
     assert len(emu.pending_faults()) == 5
-    async with session.get(emu.url + "/") as response:
+    async with http.get(emu.url + "/") as response:
         assert (response.status, await response.text()) == (200, "<html>cached</html>")
     for _ in range(2):
-        async with session.get(emu.url + "/") as response:
+        async with http.get(emu.url + "/") as response:
             assert response.status == 503
-    assert (await get_page(session, emu)).startswith("<!DOCTYPE html>")
-    assert (await post_json(session, emu))["msg"] == "first"
-    assert (await post_json(session, emu))["msg"] == "second"
+    assert (await get_page(http, emu)).startswith("<!DOCTYPE html>")
+    assert (await post_json(http, emu))["msg"] == "first"
+    assert (await post_json(http, emu))["msg"] == "second"
     assert emu.page_loads == 4
 
     emu.fail_next(Fault.cloudflare(target="page"))
     emu.fail_next(Fault.rate_limited("1", target="page"))
     emu.fail_next(Fault.stall(0.1, target="page"))
-    async with session.get(emu.url + "/") as response:
+    async with http.get(emu.url + "/") as response:
         assert response.status == 403
         assert response.headers["cf-mitigated"] == "challenge"
-    async with session.get(emu.url + "/") as response:
+    async with http.get(emu.url + "/") as response:
         assert (response.status, response.headers["Retry-After"]) == (429, "1")
     started = time.perf_counter()
-    await get_page(session, emu)
+    await get_page(http, emu)
     assert time.perf_counter() - started >= 0.1
 
     # aiohttp retries an idempotent request once when the connection drops: fail twice
     emu.fail_next(Fault.reset_before_headers(target="page"), times=2)
     with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
-        await get_page(session, emu)
+        await get_page(http, emu)
     emu.clear_faults()
     emu.fail_next(Fault.reset_after_headers(target="page"))
-    async with session.get(emu.url + "/") as response:
+    async with http.get(emu.url + "/") as response:
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
     emu.fail_next(Fault.upstream_error(), times=3)
@@ -763,42 +1697,25 @@ async def test_page_faults_and_fifo(emu: SiteEmulator, session: aiohttp.ClientSe
     assert emu.pending_faults() == []
 
 
-async def test_stream_faults(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_stream_faults(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.stream = True
     emu.stream_chunks = 4
     emu.reply = "abcdefgh"
 
     emu.fail_next(Fault.stream_no_done())
-    _, headers, body = await post(session, emu)
-    assert headers["Content-Type"] == "text/event-stream"
+    _, headers, body = await post(http, emu)
+    assert headers["Content-Type"] == EVENT_STREAM
     events, trailing = parse_stream(body.decode())
     assert (stream_text(events), trailing) == ("abcdefgh", "")
     assert "[DONE]" not in events
     assert all('"finish_reason":"stop"' not in event for event in events)
-
-    emu.fail_next(Fault.stream_limited())
-    events, trailing = parse_stream((await post(session, emu))[2].decode())
-    assert (stream_text(events), events[-1], trailing) == ("abcd", "[LIMITED]", "")
-    emu.fail_next(Fault.stream_limited(after_chunks=1))
-    events, _ = parse_stream((await post(session, emu))[2].decode())
-    assert (stream_text(events), events[-1]) == ("ab", "[LIMITED]")
-
-    emu.fail_next(Fault.stream_error_event())
-    events, trailing = parse_stream((await post(session, emu))[2].decode())
-    assert events == ['{"msg":"You are not allowed to access this feature.","ipBanned":true}']
-    emu.fail_next(Fault.stream_error_event("messageFlagged"))
-    events, _ = parse_stream((await post(session, emu))[2].decode())
-    assert json.loads(events[0])["messageFlagged"] is True
-    emu.fail_next(Fault.token_limit())
-    events, _ = parse_stream((await post(session, emu))[2].decode())
-    assert json.loads(events[0]) == {
-        "msg": "You have reached your token limit.",
-        "tokenLimitReached": True,
-    }
+    emu.fail_next(Fault.stream_no_done(after_chunks=1))
+    events, _ = parse_stream((await post(http, emu))[2].decode())
+    assert stream_text(events) == "ab"
 
     emu.fail_next(Fault.stream_stall(after_chunks=2, seconds=0.2))
     started = time.perf_counter()
-    async with session.post(emu.ajax_url, data=chat_form(emu)) as response:
+    async with http.post(emu.ajax_url, data=chat_form(emu)) as response:
         received = b""
         while b'"content":"cd"' not in received:
             received += await response.content.readany()
@@ -807,14 +1724,223 @@ async def test_stream_faults(emu: SiteEmulator, session: aiohttp.ClientSession) 
     assert early < 0.15
     assert time.perf_counter() - started >= 0.2
     events, trailing = parse_stream(received.decode())
-    assert stream_text(events) == "abcdefgh"
-    assert json.loads(trailing)["data"] == "abcdefgh"
+    assert (stream_text(events), events[-1], trailing) == ("abcdefgh", "[DONE]", "")
 
     emu.stream = False  # stream faults always stream
-    emu.fail_next(Fault.stream_limited(after_chunks=0))
-    _, headers, body = await post(session, emu)
-    assert headers["Content-Type"] == "text/event-stream"
-    assert parse_stream(body.decode())[0][-1] == "[LIMITED]"
+    emu.fail_next(Fault.stream_no_done(after_chunks=0))
+    _, headers, body = await post(http, emu)
+    assert headers["Content-Type"] == EVENT_STREAM
+    assert stream_text(parse_stream(body.decode())[0]) == ""
+
+
+async def test_stream_cut_up_to_1_8_84_is_followed_by_the_partial_json(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.stream = True
+    emu.stream_chunks = 4
+    emu.reply = "abcdefgh"
+    emu.plugin_version = "1.8.84"
+    emu.fail_next(Fault.stream_no_done(after_chunks=2))
+    events, trailing = parse_stream((await post(http, emu))[2].decode())
+    assert stream_text(events) == "abcd"
+    assert "[DONE]" not in events
+    assert json.loads(trailing)["data"] == "abcd"
+    assert json.loads(trailing)["status"] == "success"
+
+
+async def test_exception_while_streaming_sends_word_frames_then_limited(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.stream = True
+    emu.stream_chunks = 4
+    emu.reply = "abcdefgh"
+    emu.fail_next(Fault.stream_limited())
+    events, trailing = parse_sse((await post(http, emu))[2].decode())
+    pieces = [json.loads(data) for name, data in events if name == "" and data.startswith("{")]
+    assert "".join(p["choices"][0]["delta"].get("content", "") for p in pieces) == "abcd"
+    words = [json.loads(data)["choices"][0]["delta"]["content"] for name, data in events[3:-1]]
+    assert "".join(words).startswith("cURL error 28: Operation timed out")
+    assert words[1].startswith(" ")
+    assert all(name == "message" for name, _ in events[3:])
+    assert (events[-1], trailing) == (("message", "[LIMITED]"), "")
+    assert not any(data == "[DONE]" or '"finish_reason"' in data for _, data in events[3:])
+
+    emu.fail_next(Fault.stream_limited(after_chunks=0, msg="Boom [LIMITED] x"))
+    events, _ = parse_sse((await post(http, emu))[2].decode())
+    assert events[1:] == [
+        ("message", '{"choices":[{"delta":{"content":"Boom"}}]}'),
+        ("message", "[LIMITED]"),  # the plugin's own check of each word
+        ("message", '{"choices":[{"delta":{"content":" x"}}]}'),
+        ("message", "[LIMITED]"),
+    ]
+
+
+async def test_token_limit_flag_event_ends_the_answer(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.stream = True
+    emu.fail_next(Fault.token_limit())
+    events, rest = parse_stream((await post(http, emu))[2].decode())
+    assert (events, rest) == (
+        ['{"msg":"You have reached your token limit.","tokenLimitReached":true}'],
+        "",
+    )
+    emu.fail_next(Fault.stream_error_event("tokenLimitReached", "Kein Guthaben"))
+    events, _ = parse_stream((await post(http, emu))[2].decode())
+    assert events == ['{"msg":"Kein Guthaben","tokenLimitReached":true}']
+    assert emu.model_calls == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "goes_on"),
+    [
+        ("ipBanned", True),
+        ("messageFlagged", True),
+        ("tokenLimitReached", False),
+        ("modflag", False),
+        ("pineconeError", False),
+    ],
+)
+async def test_flag_events_exit_or_go_on_like_the_plugin(
+    emu: SiteEmulator, http: aiohttp.ClientSession, flag: str, goes_on: bool
+) -> None:
+    emu.reply = "the answer"
+    emu.fail_next(Fault.stream_error_event(flag))
+    _, headers, body = await post(http, emu)  # flag faults stream even on a plain site
+    assert headers["Content-Type"] == EVENT_STREAM
+    events, rest = parse_stream(body.decode())
+    first = json.loads(events[0])
+    assert first[flag] is True
+    assert first["msg"]
+    if goes_on:
+        assert stream_text(events[1:]) == "the answer"
+        assert (events[-1], rest) == ("[DONE]", "")
+    else:
+        assert (len(events), rest) == (1, "")
+
+
+async def test_error_object_event_ends_the_stream(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.stream = True
+    emu.stream_chunks = 2
+    emu.reply = "abcd"
+    emu.fail_next(Fault.stream_error_object("Rate limit exceeded", after_chunks=1, code=429))
+    events, rest = parse_stream((await post(http, emu))[2].decode())
+    assert stream_text(events[:-1]) == "ab"
+    assert json.loads(events[-1]) == {"error": {"message": "Rate limit exceeded", "code": 429}}
+    assert rest == ""
+
+
+async def test_upstream_error_word_frames_are_printed_twice(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.stream = True
+    emu.fail_next(Fault.upstream_error("Incorrect API key provided."))
+    _, headers, body = await post(http, emu)
+    assert headers["Content-Type"] == EVENT_STREAM
+    once = (
+        'event: message\ndata: {"choices":[{"delta":{"content":"Incorrect"}}]}\n\n'
+        'event: message\ndata: {"choices":[{"delta":{"content":" API"}}]}\n\n'
+        'event: message\ndata: {"choices":[{"delta":{"content":" key"}}]}\n\n'
+        'event: message\ndata: {"choices":[{"delta":{"content":" provided."}}]}\n\n'
+        'data: {"choices":[{"finish_reason":"stop"}]}\n\n'
+    )
+    assert body.decode() == once + once
+    assert len(emu.model_calls) == 2  # the site's HTTP layer called the model again
+    assert emu.requests[-1].model_calls == emu.model_calls
+    emu.fail_next(Fault.upstream_error("Incorrect API key provided.", once=True))
+    assert (await post(http, emu))[2].decode() == once
+
+
+async def test_upstream_error_up_to_1_8_84_is_followed_by_a_success_json(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.stream = True
+    emu.plugin_version = "1.8.84"
+    emu.fail_next(Fault.upstream_error("Bad key."))
+    body = (await post(http, emu))[2].decode()
+    frames, _, trailing = body.rpartition('data: {"choices":[{"finish_reason":"stop"}]}\n\n')
+    assert frames.count("event: message") == 4
+    assert json.loads(trailing) == {
+        "status": "success",
+        "msg": "Something went wrong",
+        "greeting_message": PROMPT,
+        "data": "",
+        "log": False,
+    }
+
+
+async def test_upstream_error_word_with_a_quote_makes_an_invalid_json_frame(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.stream = True
+    emu.fail_next(Fault.upstream_error('The model "gpt-9" does not exist', once=True))
+    events, _ = parse_sse((await post(http, emu))[2].decode())
+    assert events[2] == ("message", '{"choices":[{"delta":{"content":" "gpt-9""}}]}')
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(events[2][1])
+
+
+async def test_upstream_error_body_in_pieces_is_passed_through_then_one_frame(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.stream = True
+    emu.fail_next(Fault.upstream_error("Bad key.", whole=True))
+    body = (await post(http, emu))[2].decode()
+    raw, event, frames = body.partition("event: message")
+    assert json.loads(raw)["error"]["message"] == "Bad key."
+    assert event + frames == (
+        'event: message\ndata: {"choices":[{"delta":{"content":"Bad key."}}]}\n\n'
+        'data: {"choices":[{"finish_reason":"stop"}]}\n\n'
+    )
+    assert len(emu.model_calls) == 1
+
+
+async def test_upstream_error_as_plain_json_is_html_escaped_with_the_prompt(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.fail_next(Fault.upstream_error("  You can't use <this> model.  "))
+    answer = await post_json(http, emu)
+    assert answer == {
+        "status": "error",
+        "msg": "You can&#039;t use &lt;this&gt; model.",
+        "greeting_message": PROMPT,
+        "log": False,
+    }
+    assert len(emu.model_calls) == 1
+
+
+@pytest.mark.parametrize(("version", "body"), [("1.8.85", ""), ("2.2", ""), ("1.8.84", "json")])
+async def test_unreachable_model_leaves_an_empty_stream_from_1_8_85(
+    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, body: str
+) -> None:
+    emu.stream = True
+    emu.plugin_version = version
+    emu.fail_next(Fault.upstream_unreachable())
+    status, headers, raw = await post(http, emu)
+    assert status == 200
+    if body == "":
+        assert raw == b""
+        assert headers["Content-Type"] == EVENT_STREAM
+    else:  # only the plugin's JSON, and nothing printed before it to send the headers
+        assert json.loads(raw)["data"] == ""
+        assert headers["Content-Type"] == JSON_TYPE
+    assert emu.model_calls == []
+    emu.stream = False
+    emu.fail_next(Fault.upstream_unreachable("cURL error 6: Could not resolve host"))
+    answer = await post_json(http, emu)
+    assert (answer["status"], answer["msg"]) == ("error", "cURL error 6: Could not resolve host")
+
+
+async def test_handler_faults_still_check_the_nonce_first(
+    emu: SiteEmulator, http: aiohttp.ClientSession
+) -> None:
+    emu.fail_next(Fault.upstream_error())
+    status, _, body = await post(http, emu, _wpnonce="0000000000")
+    assert (status, body) == (403, b"The link you followed has expired.")
+    assert emu.pending_faults() == []  # used up by that request
+    assert (await post_json(http, emu))["status"] == "success"
 
 
 def test_fault_values() -> None:
@@ -833,17 +1959,26 @@ def test_fault_values() -> None:
         Fault.stall(-1)
     with pytest.raises(ValueError, match="style"):
         Fault.stale_nonce("rude")
+    with pytest.raises(ValueError, match="kind"):
+        Fault.stream_error_event("angry")
+    with pytest.raises(ValueError, match="after_chunks"):
+        Fault.stream_no_done(after_chunks=-1)
+    with pytest.raises(ValueError, match="after_chunks"):
+        Fault.stream_error_object(after_chunks=-1)
+    assert repr(Fault.upstream_error("x", once=True)) == (
+        "Fault(kind='upstream_error', target='post', text='x', once=True)"
+    )
     with pytest.raises(TypeError):
         SiteEmulator().fail_next("reset")  # type: ignore[arg-type]
 
 
-async def test_required_cookies(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
+async def test_required_cookies(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
     emu.required_cookies = {"cf_clearance": "ok"}
-    async with session.get(emu.url + "/") as response:
+    async with http.get(emu.url + "/") as response:
         assert response.status == 403
         assert response.headers["cf-mitigated"] == "challenge"
         assert "<title>Just a moment...</title>" in await response.text()
-    status, headers, _ = await post(session, emu)
+    status, headers, _ = await post(http, emu)
     assert (status, headers["Server"]) == (403, "cloudflare")
     async with aiohttp.ClientSession(cookies={"cf_clearance": "ok"}) as cleared:
         assert (await get_page(cleared, emu)).startswith("<!DOCTYPE html>")
@@ -853,11 +1988,11 @@ async def test_required_cookies(emu: SiteEmulator, session: aiohttp.ClientSessio
 # records and counters -----------------------------------------------------------------
 
 
-async def test_counters_and_records(emu: SiteEmulator, session: aiohttp.ClientSession) -> None:
-    await get_page(session, emu)
+async def test_counters_and_records(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    await get_page(http, emu)
     for index in range(4):
         await post_json(
-            session,
+            http,
             emu,
             f"message {index}",
             headers={"X-Requested-With": "XMLHttpRequest", "Referer": emu.url + "/"},
@@ -902,11 +2037,11 @@ async def test_lifecycle() -> None:
     assert "stopped" in repr(emulator)
 
 
-async def test_stop_with_a_request_in_flight(session: aiohttp.ClientSession) -> None:
+async def test_stop_with_a_request_in_flight(http: aiohttp.ClientSession) -> None:
     emulator = SiteEmulator()
     await emulator.start()
     emulator.fail_next(Fault.stall(30))
-    pending = asyncio.ensure_future(post(session, emulator))
+    pending = asyncio.ensure_future(post(http, emulator))
     await asyncio.sleep(0.2)
     assert emulator.posts == 1
     started = time.perf_counter()
@@ -976,6 +2111,61 @@ def test_command_line_sigterm() -> None:
         assert process.returncode == 0, stderr
 
 
+def test_command_line_options_reach_the_emulator() -> None:
+    args = [
+        "--plugin-version", "2.2", "--language", "de", "--assistant",
+        "--php-warnings", "buffered", "--page-variant", "empty_post_id",
+        "--params-style", "base64", "--foreign-params", "--widget", "widget",
+        "--memory-limit", "3", "--banned-word", "nein", "--footer-padding", "2048",
+        "--fail", "upstream_error=Kaputt", "--fail", "stream-error-event=modflag",
+    ]  # fmt: skip
+    with emulator_process(*args) as (process, url):
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+        _, raw = _urlopen(url + "/")
+        page = raw.decode()
+        assert '<html lang="de-DE">' in page
+        assert 'data-assistant-enabled="true"' in page
+        assert '     data-post-id="<"\n' in page  # the widget's bug on a page with no post
+        assert 'src="data:text/javascript;base64,' in page
+        assert "var site_vars" in page
+        assert 'data-memory-limit = "3"' in page
+        assert "related-posts" in page
+        nonce = attribute(page, "data-nonce")
+        assert nonce is not None
+        form = {"action": ACTION, "_wpnonce": nonce, "message": "hallo"}
+        ajax = url + "/wp-admin/admin-ajax.php"
+        _, body = _urlopen(ajax, form)  # the first queued fault
+        text = body.decode()
+        assert text.startswith("<br />\n<b>Warning</b>:  Undefined variable $wpaicg_chat_history")
+        assert json.loads(text[text.index("{") :])["msg"] == "Kaputt"
+        _, body = _urlopen(ajax, form)  # the second one: a moderation flag event
+        assert json.loads(parse_stream(body.decode())[0][0])["modflag"] is True
+        _, body = _urlopen(ajax, {**form, "message": "nein", "wpaicg_chat_history": "[]"})
+        assert json.loads(body)["msg"].startswith("Deine Nachricht enthält verbotene Wörter.")
+        _, body = _urlopen(ajax, {**form, "wpaicg_chat_history": "[]"})
+        assert json.loads(body)["thread_id"].startswith("thread_")
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+        assert process.returncode == 0, stderr
+
+
+def test_command_line_fault_option_parsing() -> None:
+    from chatgpt4o.testing._serve import build_parser, parse_fault
+
+    assert parse_fault("stall=0.5") == Fault.stall(0.5)
+    assert parse_fault("server-error=503") == Fault.server_error(503)
+    assert parse_fault("upstream_error=42") == Fault.upstream_error("42")
+    assert parse_fault("stream_no_done") == Fault.stream_no_done()
+    args = build_parser().parse_args(["--php-warnings", "unbuffered", "--fail", "token_limit"])
+    assert (args.php_warnings, args.fail) == ("unbuffered", [Fault.token_limit()])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--fail", "nope"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--fail", "server_error=404"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--php-warnings", "loud"])
+
+
 def test_pytest_fixture(chatgpt4o_emulator: SiteEmulator) -> None:
     status, page = _urlopen(chatgpt4o_emulator.url + "/")
     assert status == 200
@@ -987,15 +2177,28 @@ def test_pytest_fixture(chatgpt4o_emulator: SiteEmulator) -> None:
 def marked_emulator(request: pytest.FixtureRequest) -> SiteEmulator:
     # Applied at run time: when the plugin comes from this module's pytest_plugins (not
     # from the installed entry point), the marker is unknown while the module is imported.
-    request.node.add_marker(pytest.mark.chatgpt4o_emulator(stream=True, post_id=42))
+    marker = pytest.mark.chatgpt4o_emulator(
+        stream=True,
+        post_id=42,
+        plugin_version="2.2",
+        language="de",
+        assistant=True,
+        php_warnings="buffered",
+        params_style="cdata",
+    )
+    request.node.add_marker(marker)
     emulator: SiteEmulator = request.getfixturevalue("chatgpt4o_emulator")
     return emulator
 
 
-def test_pytest_fixture_marker(marked_emulator: SiteEmulator) -> None:
+def test_pytest_fixture_marker_passes_the_new_keywords(marked_emulator: SiteEmulator) -> None:
     _, page = _urlopen(marked_emulator.url + "/")
     assert b'data-openai_stream_nav="1"' in page
     assert b'data-post-id="42"' in page
+    assert b'data-assistant-enabled="true"' in page
+    assert b'<html lang="de-DE">' in page
+    assert b"/* <![CDATA[ */" in page
+    assert (marked_emulator.plugin_version, marked_emulator.php_warnings) == ("2.2", "buffered")
 
 
 async def test_pytest_fixture_from_async_test(chatgpt4o_emulator: SiteEmulator) -> None:

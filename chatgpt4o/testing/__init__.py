@@ -1,5 +1,11 @@
 """A faithful local emulator of chatgpt4o.one (WordPress + the AI Power chat plugin).
 
+It reproduces the legacy chat of AI Power 1.8.79 to 2.2 release by release (see
+``SiteEmulator``'s ``plugin_version``): the page markup, nonces, the plugin's handling of
+``message`` and ``wpaicg_chat_history``, both stream dialects, the Assistant mode, PHP
+warnings on debug sites and translated texts. What the model was given is recorded
+(``SiteEmulator.model_calls``).
+
 Public names:
 
 - :class:`SiteEmulator`: the aiohttp server (``async with SiteEmulator() as site``).
@@ -8,6 +14,13 @@ Public names:
 - :class:`RecordedRequest`: what the emulator recorded about one request.
 - :func:`make_nonce`: WordPress's nonce function.
 - :func:`serve`: the ``python -m chatgpt4o.testing`` command.
+
+Inside: ``_emulator`` (the server and the handler), ``_pages`` (HTML), ``_faults``,
+``_conversation`` (history and the model's messages), ``_streams`` (event-stream bytes),
+``_output`` (PHP output buffering), ``_php`` (PHP and WordPress string functions),
+``_aipower`` (what each release changed), ``_i18n`` (translations), ``_nonces``,
+``_records``, ``_serve``, ``_thread`` and ``pytest_plugin``. None of them imports the
+client side of the package.
 
 The names are imported lazily: importing this package (as pytest does for the bundled
 plugin) costs nothing, and aiohttp is only needed once ``SiteEmulator``,

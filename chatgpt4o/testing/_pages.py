@@ -1,53 +1,83 @@
-"""HTML the emulator serves: the WordPress page with the chat widget, and error pages.
+"""HTML the emulator serves: the WordPress page with the chat, and error pages.
 
-The page follows docs/protocol.md §2. Every variant carries, before the widget, two
-decoys a careless scraper may grab: the hidden ``#wpaicg-img-nonce`` input (image-upload
-nonce) and ``wpApiSettings.nonce`` (REST nonce). Neither is ever accepted for chat.
+The page follows docs/protocol.md §2: the chat's ``div`` with its ``data-*`` attributes
+(which attributes exist depends on the plugin version: ``data-ai-name`` up to 1.8.95,
+``data-memory-limit`` from 1.8.80, ``data-assistant-enabled`` from 1.8.95,
+``data-sidebar-enabled`` from 1.9.4), and ``wpaicgParams`` in the footer, after the chat.
+Every variant carries, before the chat, two decoys a careless scraper may grab: the hidden
+``#wpaicg-img-nonce`` input (image-upload nonce) and ``wpApiSettings.nonce`` (REST nonce).
+Neither is ever accepted for chat.
+
+The shortcode (``widget="shortcode"``) sits in the content; the site-wide widget
+(``widget="widget"``) sits in the footer inside its ``wpaicg_chat_widget`` wrapper, and from
+1.9.16 prints ``data-post-id="<N"`` as the real template does.
 
 Variants (``page_variant``):
 
 ``standard``
-    The multi-line widget exactly as the plugin prints it, plus ``wpaicgParams``.
+    The multi-line markup exactly as the plugin prints it.
 ``minified``
-    The whole page on one line, widget attributes unquoted.
+    The whole page on one line, chat attributes unquoted.
 ``single_quoted``
     Like ``standard`` with single-quoted attributes.
 ``params_only``
-    No widget attributes (an empty placeholder ``div``); only ``wpaicgParams.search_nonce``.
+    No chat attributes (an empty placeholder ``div``); only ``wpaicgParams.search_nonce``.
     The post ID is in ``<body class="... postid-N ...">``, ``<link rel='shortlink'
     href='URL/?p=N'>`` and ``<article id="post-N" ...>``.
 ``post_id_bug``
-    ``data-post-id="<N"`` (the plugin 1.9.16–2.2 markup bug).
+    ``data-post-id="<N"`` (the widget's markup bug of 1.9.16–2.2), whatever the kind.
+``empty_post_id``
+    ``data-post-id=""``: a page with no post (a search page, an archive, a 404).
 ``no_post_id``
-    The widget without ``data-post-id`` and no other post ID anywhere.
+    The chat without ``data-post-id`` and no other post ID anywhere.
 ``no_nonce``
-    The widget without ``data-nonce`` and no ``wpaicgParams``: no chat nonce at all.
+    The chat without ``data-nonce`` and no ``wpaicgParams``: no chat nonce at all.
 ``two_widgets``
-    Two widgets with the same nonce and post ID: first a custom bot (``data-bot-id="5"``),
+    Two chats with the same nonce and post ID: first a custom bot (``data-bot-id="5"``),
     then the default one (``data-bot-id`` = the emulator's ``bot_id``).
 ``reordered``
-    The widget attributes in another order with extra attributes between them (including
+    The attributes in another order with extra attributes between them (including
     ``data-nonce-refresh``, whose name starts like ``data-nonce``).
 
-Only ``params_only`` has post ID hints outside the widget, so every other variant tests
-the widget parsing alone.
+Only ``params_only`` has post ID hints outside the chat, so every other variant tests the
+chat's own markup.
+
+Independent of the variant:
+
+- ``params_style``: how ``wpaicgParams`` is printed: ``inline`` (WordPress 6.4+),
+  ``cdata`` (older WordPress: ``type='text/javascript'`` and a ``/* <![CDATA[ */`` wrapper)
+  or ``base64`` (an optimiser's ``<script defer ... src="data:text/javascript;base64,...">``).
+- ``foreign_params``: a theme's own object with ``"ajax_url"`` and ``"search_nonce"`` keys in
+  ``<head>``, before the chat, pointing to another URL with another nonce.
+- ``padding`` bytes of theme CSS in ``<head>`` (before the chat) and ``footer_padding``
+  bytes of markup between the content and the footer (before ``wpaicgParams``).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
 from dataclasses import dataclass
 
+from . import _aipower
+from ._i18n import html_lang, translate
+from ._php import parse_version
+
 __all__ = [
     "CUSTOM_BOT_ID",
-    "GREETING",
+    "FOREIGN_AJAX_PATH",
     "PAGE_VARIANTS",
+    "PARAMS_STYLES",
+    "POST_EXCERPT",
+    "POST_TITLE",
+    "WELCOME",
     "WIDGET_KINDS",
     "PageSpec",
     "cloudflare_page",
     "error_page",
+    "footer_markup",
     "html_answer_page",
     "not_found_page",
     "padding_css",
@@ -61,20 +91,34 @@ PAGE_VARIANTS = (
     "single_quoted",
     "params_only",
     "post_id_bug",
+    "empty_post_id",
     "no_post_id",
     "no_nonce",
     "two_widgets",
     "reordered",
 )
 WIDGET_KINDS = ("shortcode", "widget")
+PARAMS_STYLES = ("inline", "cdata", "base64")
 
-#: ``data-bot-id`` of the first widget of the ``two_widgets`` variant.
+#: ``data-bot-id`` of the first chat of the ``two_widgets`` variant.
 CUSTOM_BOT_ID = 5
 
-#: The plugin's default welcome text (also sent back as ``greeting_message``).
-GREETING = "Hello human, I am a GPT powered AI chat bot. Ask me anything!"
+#: The chat's welcome text, shown in the page.
+WELCOME = "Hello 👋, how can I help you today?"
+
+#: The post the page shows: its title and its excerpt (what the plugin gives the model as
+#: the page's context).
+POST_TITLE = "ChatGPT 4o: free online chat"
+POST_EXCERPT = (
+    "Ask anything. Answers come from OpenAI\u2019s GPT-4o mini. Frequently asked questions "
+    "Is it free? Yes. Do I need an account? No."
+)
+
+#: Where the foreign object of ``foreign_params`` points (under the site's URL).
+FOREIGN_AJAX_PATH = "/wp-content/themes/astra/inc/ajax-search.php"
 
 _INDENT = "     "
+_WIDGET_WRAPPER_ID = 325659
 
 
 @dataclass(frozen=True)
@@ -92,33 +136,103 @@ class PageSpec:
     widget: str
     padding: int
     plugin_version: str
+    language: str = "en"
+    assistant: bool = False
+    memory_limit: int = 10
+    params_style: str = "inline"
+    foreign_params: bool = False
+    foreign_nonce: str = ""
+    footer_padding: int = 0
+    notices: str = ""
+
+
+def _post_id_value(spec: PageSpec) -> str:
+    shown = "" if spec.variant == "empty_post_id" else str(spec.post_id)
+    version = parse_version(spec.plugin_version)
+    widget_bug = spec.widget == "widget" and _aipower.widget_post_id_bug(version)
+    if spec.variant == "post_id_bug" or widget_bug:
+        return "<" + shown
+    return shown
 
 
 def _widget_attributes(spec: PageSpec, bot_id: int) -> list[tuple[str, str, bool]]:
     """(name, value, spaced "=") in the plugin's order, minus what the variant drops."""
-    if spec.widget == "widget":
-        css_class, kind = "wpaicg-chatbox wpaicg-chatbox-bottom-right", "widget"
+    version = parse_version(spec.plugin_version)
+    widget = spec.widget == "widget"
+    if widget:
+        css_class, kind = "wpaicg-chatbox wpaicg-chat-widget-no-footer", "widget"
     else:
         css_class, kind = "wpaicg-chat-shortcode", "shortcode"
-    post_id = f"<{spec.post_id}" if spec.variant == "post_id_bug" else str(spec.post_id)
+    plugin = f"{spec.url}/wp-content/plugins/gpt3-ai-content-generator/admin/images"
     attributes = [
         ("class", css_class, False),
-        ("data-user-bg-color", "#ccf5e1", False),
-        ("data-ai-name", "AI", False),
+        ("data-user-bg-color", "#444654" if widget else "#ccf5e1", False),
+        ("data-color", "#ffffff" if widget else "#495057", False),
+        ("data-fontsize", "13" if widget else "14", False),
+    ]
+    if _aipower.has_ai_name(version):
+        attributes += [
+            ("data-use-avatar", "0", False),
+            ("data-user-avatar", f"{plugin}/default_profile.png", False),
+            ("data-you", "You", False),
+            ("data-ai-avatar", f"{plugin}/chatbot.png", False),
+            ("data-ai-name", "AI", False),
+        ]
+    attributes += [
+        ("data-ai-bg-color", "#343541" if widget else "#d1e8ff", False),
         ("data-nonce", spec.nonce, False),
-        ("data-post-id", post_id, False),
+        ("data-post-id", _post_id_value(spec), False),
         ("data-url", spec.url, False),
         ("data-bot-id", str(bot_id), False),
-        ("data-typewriter-effect", "0", True),
-        ("data-openai_stream_nav", "1" if spec.stream else "0", False),
-        ("data-memory-limit", "10", True),
-        ("data-type", kind, False),
+        ("data-width", "30%" if widget else "100%", False),
+        ("data-height", "40%" if widget else "50%", False),
+        ("data-footer", "false", False),
     ]
+    if not widget:
+        attributes.append(("data-has-bar", "false", False))
+    attributes += [
+        ("data-speech", "", False),
+        ("data-typewriter-effect", "0", True),
+        ("data-typewriter-speed", "1", False),
+        ("data-openai_stream_nav", "1" if spec.stream else "0", False),
+        ("data-autoload_chat_conversations", "0", False),
+        ("data-copy_btn", "", False),
+        ("data-feedback_btn", "", True),
+    ]
+    if _aipower.has_memory_limit(version):
+        attributes.append(("data-memory-limit", str(spec.memory_limit), True))
+    if _aipower.has_assistant(version):
+        enabled = "true" if spec.assistant else "false"
+        attributes.append(("data-assistant-enabled", enabled, False))
+    if _aipower.has_sidebar(version) and not widget:
+        attributes.append(("data-sidebar-enabled", "", False))
+    attributes.append(("data-type", kind, False))
     if spec.variant == "no_post_id":
         attributes = [a for a in attributes if a[0] != "data-post-id"]
     elif spec.variant == "no_nonce":
         attributes = [a for a in attributes if a[0] != "data-nonce"]
     return attributes
+
+
+_REORDERED: list[tuple[str, str | None]] = [
+    ("data-type", None),
+    ("id", "wpaicg-chat-shortcode-{bot_id}"),
+    ("data-bot-id", None),
+    ("style", "width: 100%; max-width: 720px"),
+    ("data-url", None),
+    ("data-speech", None),
+    ("class", None),
+    ("data-post-id", None),
+    ("data-nonce-refresh", "0"),
+    ("data-font-size", "13"),
+    ("data-openai_stream_nav", None),
+    ("data-assistant-enabled", None),
+    ("data-nonce", None),
+    ("data-user-bg-color", None),
+    ("data-ai-name", None),
+    ("data-typewriter-effect", None),
+    ("data-memory-limit", None),
+]
 
 
 def _open_tag(spec: PageSpec, bot_id: int) -> str:
@@ -133,27 +247,9 @@ def _open_tag(spec: PageSpec, bot_id: int) -> str:
         return "<div " + " ".join(parts) + ">"
     if spec.variant == "reordered":
         values = {name: value for name, value, _ in attributes}
-        order: list[tuple[str, str | None]] = [
-            ("data-type", None),
-            ("id", f"wpaicg-chat-shortcode-{bot_id}"),
-            ("data-bot-id", None),
-            ("style", "width: 100%; max-width: 720px"),
-            ("data-url", None),
-            ("data-speech", ""),
-            ("class", None),
-            ("data-post-id", None),
-            ("data-nonce-refresh", "0"),
-            ("data-font-size", "13"),
-            ("data-openai_stream_nav", None),
-            ("data-nonce", None),
-            ("data-user-bg-color", None),
-            ("data-ai-name", None),
-            ("data-typewriter-effect", None),
-            ("data-memory-limit", None),
-        ]
         parts = []
-        for name, extra in order:
-            shown = extra if extra is not None else values.get(name)
+        for name, extra in _REORDERED:
+            shown = extra.format(bot_id=bot_id) if extra is not None else values.get(name)
             if shown is not None:
                 parts.append(f'{name}="{shown}"')
         return "<div " + " ".join(parts) + ">"
@@ -170,13 +266,13 @@ _WIDGET_BODY = """
         <ul class="wpaicg-chat-shortcode-messages">
             <li class="wpaicg-chat-ai-message">
                 <p><strong class="wpaicg-chat-avatar">AI:</strong>
-                <span class="wpaicg-chat-message">{greeting}</span></p>
+                <span class="wpaicg-chat-message">{welcome}</span></p>
             </li>
         </ul>
     </div>
     <div class="wpaicg-chat-shortcode-type">
         <textarea type="text" class="wpaicg-chat-shortcode-typing"
-                  placeholder="Type a message" aria-label="Type a message"></textarea>
+                  placeholder="{placeholder}" aria-label="{placeholder}"></textarea>
         <span class="wpaicg-mic-icon" data-type="shortcode" style="display:none"></span>
         <span class="wpaicg-chat-shortcode-send" role="button" aria-label="Send"><svg
               viewBox="0 0 24 24" width="20" height="20"><path
@@ -187,15 +283,25 @@ _WIDGET_BODY = """
 """
 
 
-def _widget(spec: PageSpec) -> str:
-    body = _WIDGET_BODY.format(greeting=html.escape(GREETING))
+def _chat(spec: PageSpec) -> str:
+    body = _WIDGET_BODY.format(
+        welcome=html.escape(translate(WELCOME, spec.language)),
+        placeholder=html.escape(translate("Type a message", spec.language)),
+    )
     if spec.variant == "params_only":
         return '<div id="wpaicg-chat-root" class="wpaicg-chat-placeholder"></div>\n'
     if spec.variant == "two_widgets":
         first = _open_tag(spec, CUSTOM_BOT_ID) + body
         second = _open_tag(spec, spec.bot_id) + body
         return first + '\n<hr class="wp-block-separator">\n' + second
-    return _open_tag(spec, spec.bot_id) + body
+    chat = _open_tag(spec, spec.bot_id) + body
+    if spec.widget == "widget":
+        wrapper = (
+            f'<div data-id="{_WIDGET_WRAPPER_ID}" id="wpaicgChat{_WIDGET_WRAPPER_ID}" '
+            'class="wpaicg_chat_widget wpaicg_widget_left">\n'
+        )
+        chat = wrapper + chat + "</div>\n"
+    return chat
 
 
 _CSS_RULES = "".join(
@@ -204,13 +310,30 @@ _CSS_RULES = "".join(
     for n in range(64)
 )
 
+_FOOTER_MARKUP = "".join(
+    f'<li class="wp-block-post post-{n} post type-post status-publish"><h3 '
+    f'class="wp-block-post-title"><a href="/related-{n}/">Related article {n}</a></h3>'
+    f'<div class="wp-block-post-excerpt"><p>Summary {n * 7919 % 997} of a related text, '
+    "kept long enough to look like a real listing of posts.</p></div></li>\n"
+    for n in range(64)
+)
+
 
 def padding_css(size: int) -> str:
-    """Exactly ``size`` bytes (ASCII) of theme CSS, to pad the page before the widget."""
+    """Exactly ``size`` bytes (ASCII) of theme CSS, to pad the page before the chat."""
     if size <= 0:
         return ""
     repeat = size // len(_CSS_RULES) + 1
     return (_CSS_RULES * repeat)[:size]
+
+
+def footer_markup(size: int) -> str:
+    """About ``size`` bytes (ASCII, whole elements) of listing markup for the footer."""
+    if size <= 0:
+        return ""
+    repeat = size // len(_FOOTER_MARKUP) + 1
+    text = (_FOOTER_MARKUP * repeat)[:size]
+    return text[: text.rfind("\n") + 1] or _FOOTER_MARKUP.splitlines(keepends=True)[0]
 
 
 def _php_js(value: object) -> str:
@@ -225,28 +348,61 @@ def _script(handle: str, src: str) -> str:
     return f"<script src='{src}' id='{handle}-js'></script>"
 
 
-def render_page(spec: PageSpec, padding: str = "") -> str:
-    """Return the page HTML for ``spec``; ``padding`` (CSS) goes in an inline style block."""
+def _localized(handle: str, statement: str, style: str) -> list[str]:
+    """A ``wp_localize_script`` block (``var name = {...};``) in ``style``."""
+    if style == "base64":
+        encoded = base64.b64encode(statement.encode()).decode()
+        return [f'<script defer id="{handle}-js-extra" src="data:text/javascript;base64,{encoded}">'
+                "</script>"]  # fmt: skip
+    if style == "cdata":
+        return [
+            f"<script type='text/javascript' id='{handle}-js-extra'>",
+            "/* <![CDATA[ */",
+            statement,
+            "/* ]]> */",
+            "</script>",
+        ]
+    return [f'<script id="{handle}-js-extra">', statement, "</script>"]
+
+
+def _params(spec: PageSpec) -> list[str]:
+    if spec.variant == "no_nonce":
+        return []
+    version = parse_version(spec.plugin_version)
+    params: dict[str, object] = {
+        "ajax_url": f"{spec.url}/wp-admin/admin-ajax.php",
+        "search_nonce": spec.nonce,
+        "logged_in": "0",
+        "languages": {
+            "source": translate("Sources", spec.language),
+            "no_result": translate("No result found", spec.language),
+            "wrong": translate("Something went wrong", spec.language),
+        },
+    }
+    if _aipower.has_katex(version):
+        params["katex_enabled"] = "0"
+    return _localized("wpaicg-init", f"var wpaicgParams = {_php_js(params)};", spec.params_style)
+
+
+def render_page(spec: PageSpec, padding: str = "", footer: str = "") -> str:
+    """Return the page HTML for ``spec``; ``padding`` (CSS) goes in an inline style block
+    in ``<head>``, ``footer`` (markup) between the content and the footer scripts."""
     url = spec.url
     ver = html.escape(spec.plugin_version)
     esc_url = html.escape(url)
     plugin = f"{esc_url}/wp-content/plugins/gpt3-ai-content-generator"
     theme = f"{esc_url}/wp-content/themes/astra"
     has_hints = spec.variant == "params_only"
-    params = {
-        "ajax_url": f"{url}/wp-admin/admin-ajax.php",
-        "search_nonce": spec.nonce,
-        "logged_in": 0,
-        "languages": {"source": "Sources", "no_result": "No result found"},
-    }
+    search_page = spec.variant == "empty_post_id"
     api_settings = {"root": f"{url}/wp-json/", "nonce": spec.rest_nonce, "versionString": "wp/v2/"}
+    title = "Search results" if search_page else "ChatGPT 4o &#8211; Free ChatGPT Online, No Login"
     head = [
         "<!DOCTYPE html>",
-        '<html lang="en-US">',
+        f'<html lang="{html_lang(spec.language)}">',
         "<head>",
         '<meta charset="UTF-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>ChatGPT 4o &#8211; Free ChatGPT Online, No Login</title>",
+        f"<title>{title}</title>",
         "<meta name='robots' content='index, follow, max-image-preview:large' />",
         '<link rel="alternate" type="application/rss+xml" title="ChatGPT 4o &raquo; Feed" '
         f'href="{esc_url}/feed/" />',
@@ -269,14 +425,10 @@ def render_page(spec: PageSpec, padding: str = "") -> str:
         f"var wpApiSettings = {_php_js(api_settings)};",
         "</script>",
     ]
-    if spec.variant != "no_nonce":
-        head += [
-            '<script id="wpaicg-init-js-extra">',
-            f"var wpaicgParams = {_php_js(params)};",
-            "</script>",
-        ]
+    if spec.foreign_params:
+        site_vars = {"ajax_url": url + FOREIGN_AJAX_PATH, "search_nonce": spec.foreign_nonce}
+        head += _localized("site-vars", f"var site_vars = {_php_js(site_vars)};", "inline")
     head += [
-        _script("wpaicg-chat-script", f"{plugin}/public/js/wpaicg-chat.js?ver={ver}"),
         f'<link rel="https://api.w.org/" href="{esc_url}/wp-json/" />',
         '<meta name="generator" content="WordPress 6.6.2" />',
         f'<link rel="canonical" href="{esc_url}/" />',
@@ -293,6 +445,9 @@ def render_page(spec: PageSpec, padding: str = "") -> str:
             f'<article id="post-{spec.post_id}" class="post-{spec.post_id} post type-post '
             'status-publish format-standard hentry category-ai ast-article-single">'
         )
+    elif search_page:
+        body_class = "search search-results wp-custom-logo ast-plain-container"
+        article_open = '<article class="page type-page status-publish hentry ast-article-single">'
     else:
         body_class = "home page-template-default page wp-custom-logo ast-plain-container"
         article_open = '<article class="page type-page status-publish hentry ast-article-single">'
@@ -311,38 +466,69 @@ def render_page(spec: PageSpec, padding: str = "") -> str:
         '<main id="main" class="site-main">',
         article_open,
         '<header class="entry-header">',
-        '<h1 class="entry-title">ChatGPT 4o: free online chat</h1>',
+        f'<h1 class="entry-title">{POST_TITLE}</h1>',
         "</header>",
         '<div class="entry-content clear">',
         '<input type="hidden" id="wpaicg-img-nonce" name="wpaicg-img-nonce" '
         f'value="{spec.image_nonce}">',
         "<p>Ask anything. Answers come from OpenAI&#8217;s GPT-4o mini.</p>",
     ]
-    tail = [
+    content_end = [
         "<h2>Frequently asked questions</h2>",
         "<p>Is it free? Yes. Do I need an account? No.</p>",
         "</div>",
         "</article>",
         "</main>",
         "</div>",
+    ]
+    footer_lines = []
+    if footer:
+        footer_lines = ['<ul class="wp-block-post-template related-posts">', footer + "</ul>"]
+    footer_lines += [
         '<footer class="site-footer">',
         '<div class="ast-small-footer">Copyright &copy; 2024 ChatGPT 4o</div>',
         "</footer>",
         "</div>",
+    ]
+    scripts = [
+        *_params(spec),
+        _script("wpaicg-chat-script", f"{plugin}/public/js/wpaicg-chat.js?ver={ver}"),
         _script("wp-embed", f"{esc_url}/wp-includes/js/wp-embed.min.js?ver=6.6.2"),
         "</body>",
         "</html>",
         "",
     ]
-    widget = _widget(spec)
+    chat = _chat(spec)
+    in_content, in_footer = ("", chat) if spec.widget == "widget" else (chat, "")
     if spec.variant == "minified":
 
         def squash(lines: list[str]) -> str:
             return "".join(line.strip() for line in lines)
 
-        widget_text = squash(widget.splitlines())
-        return squash(head) + squash(body) + widget_text + squash(tail)
-    return "\n".join(head) + "\n" + "\n".join(body) + "\n" + widget + "\n".join(tail)
+        page = (
+            squash(head)
+            + squash(body)
+            + squash(in_content.splitlines())
+            + squash(content_end)
+            + squash(footer_lines)
+            + squash(in_footer.splitlines())
+            + squash(scripts)
+        )
+    else:
+        page = (
+            "\n".join(head)
+            + "\n"
+            + "\n".join(body)
+            + "\n"
+            + in_content
+            + "\n".join(content_end)
+            + "\n"
+            + "\n".join(footer_lines)
+            + "\n"
+            + in_footer
+            + "\n".join(scripts)
+        )
+    return spec.notices + page
 
 
 def wp_die_page(message_html: str, title: str = "Something went wrong.") -> str:

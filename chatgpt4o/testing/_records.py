@@ -15,7 +15,8 @@ _FIELD_NAME = re.compile(rb'\bname="([^"]*)"|\bname=([^;\s]+)', re.IGNORECASE)
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as the emulator received it (recorded before any fault applies).
+    """One request as the emulator received it (recorded before any fault applies), and
+    what the emulated plugin made of it.
 
     Attributes:
         method: the HTTP method, e.g. ``"POST"``.
@@ -29,6 +30,13 @@ class RecordedRequest:
         cookies: the cookies sent.
         peer: the client's ``(host, port)``.
         raw_body: the body bytes exactly as received.
+        model_calls: the messages of every call the plugin made to the model while
+            answering this request, in order: each a list of ``{"role", "content"}``
+            dicts (see ``SiteEmulator.model_calls``). Usually one call; none when the
+            request was refused first; two when the model's error was printed twice (the
+            site's HTTP layer called it again).
+        thread_id: in Assistant mode, the thread this request created or continued
+            (``None`` otherwise, or when the thread could not be used).
     """
 
     method: str
@@ -39,6 +47,12 @@ class RecordedRequest:
     cookies: dict[str, str]
     peer: tuple[str, int]
     raw_body: bytes = field(default=b"", repr=False)
+    model_calls: list[list[dict[str, str]]] = field(default_factory=list, repr=False)
+    thread_id: str | None = None
+
+    def _set_thread_id(self, thread_id: str) -> None:
+        """Filled in by the emulator once the thread is known (the record is frozen)."""
+        object.__setattr__(self, "thread_id", thread_id)
 
 
 def _parse_multipart(body: bytes, content_type: str) -> dict[str, str]:

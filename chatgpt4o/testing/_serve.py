@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import json
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ._emulator import SiteEmulator
-from ._pages import PAGE_VARIANTS, WIDGET_KINDS
+from ._faults import Fault
+from ._i18n import LANGUAGES
+from ._output import PHP_WARNING_MODES
+from ._pages import PAGE_VARIANTS, PARAMS_STYLES, WIDGET_KINDS
 
-__all__ = ["build_parser", "serve"]
+__all__ = ["build_parser", "parse_fault", "serve"]
 
 
 def build_parser(prog: str = "python -m chatgpt4o.testing") -> argparse.ArgumentParser:
@@ -37,13 +41,85 @@ def build_parser(prog: str = "python -m chatgpt4o.testing") -> argparse.Argument
         "--stream-chunks", type=int, default=None, metavar="N", help="chunks per reply"
     )
     parser.add_argument(
-        "--plugin-version", default="1.8.91", metavar="V", help="AI Power version (1.8.91)"
+        "--plugin-version",
+        default="1.8.91",
+        metavar="V",
+        help="AI Power version, 1.8.79 to 2.2 (default 1.8.91); 2.3+ has no legacy chat",
+    )
+    parser.add_argument(
+        "--language", default="en", choices=LANGUAGES, help="the site's language (en)"
+    )
+    parser.add_argument(
+        "--assistant",
+        action="store_true",
+        help="the bot is an OpenAI Assistant (1.8.95+): thread_id, Assistant streams",
+    )
+    parser.add_argument(
+        "--php-warnings",
+        default="off",
+        choices=PHP_WARNING_MODES,
+        metavar="MODE",
+        help="PHP display_errors: off, buffered (output buffering on) or unbuffered",
+    )
+    parser.add_argument(
+        "--php-version", default="8.2", metavar="V", help="PHP version of the warnings (8.2)"
+    )
+    parser.add_argument(
+        "--other-notices",
+        action="store_true",
+        help="another plugin prints a PHP notice before every answer (with --php-warnings)",
+    )
+    parser.add_argument(
+        "--no-remember-conversation",
+        dest="remember_conversation",
+        action="store_false",
+        help="the bot ignores wpaicg_chat_history",
+    )
+    parser.add_argument(
+        "--memory-limit", type=int, default=10, metavar="N", help="data-memory-limit (10)"
     )
     parser.add_argument("--page-variant", default="standard", choices=PAGE_VARIANTS)
+    parser.add_argument(
+        "--params-style",
+        default="inline",
+        choices=PARAMS_STYLES,
+        help="how wpaicgParams is printed (base64: an optimiser's data: script)",
+    )
+    parser.add_argument(
+        "--foreign-params",
+        action="store_true",
+        help="a theme object with its own ajax_url and search_nonce before the chat",
+    )
+    parser.add_argument(
+        "--page-padding", type=int, default=0, metavar="BYTES", help="CSS before the chat"
+    )
+    parser.add_argument(
+        "--footer-padding",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="markup between the content and wpaicgParams",
+    )
     parser.add_argument("--widget", default="shortcode", choices=WIDGET_KINDS)
     parser.add_argument("--post-id", type=int, default=11)
     parser.add_argument("--bot-id", type=int, default=0)
     parser.add_argument("--token-limit", type=int, default=None, metavar="N")
+    parser.add_argument(
+        "--banned-word", action="append", default=[], metavar="WORD", help="(repeatable)"
+    )
+    parser.add_argument(
+        "--banned-ip", action="append", default=[], metavar="IP", help="(repeatable)"
+    )
+    parser.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        type=parse_fault,
+        metavar="FAULT[=ARG]",
+        help="queue a fault for the next request, e.g. upstream_error or "
+        "stream_error_event=messageFlagged (a Fault factory with at most one argument; "
+        "repeatable, in order)",
+    )
     parser.add_argument(
         "--certfile",
         metavar="PEM",
@@ -70,6 +146,44 @@ def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return context
 
 
+_FAULT_FACTORIES = frozenset(
+    name
+    for name, value in vars(Fault).items()
+    if isinstance(value, classmethod) and not name.startswith("_")
+)
+
+
+def _argument(factory: Callable[..., object], text: str) -> int | float | str:
+    """``text`` as the factory's first parameter wants it (a number or a string)."""
+    parameters = list(inspect.signature(factory).parameters.values())
+    annotation = str(parameters[0].annotation) if parameters else ""
+    for kind in (int, float):
+        if kind.__name__ in annotation:
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+    return text
+
+
+def parse_fault(text: str) -> Fault:
+    """``NAME`` or ``NAME=ARG``: the :class:`Fault` factory ``NAME``, called with no
+    argument or with ``ARG`` (converted to a number where the factory takes one)."""
+    name, sep, argument = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if name not in _FAULT_FACTORIES:
+        choices = ", ".join(sorted(_FAULT_FACTORIES))
+        raise argparse.ArgumentTypeError(f"unknown fault {name!r} (choose from {choices})")
+    factory = getattr(Fault, name)
+    try:
+        fault = factory(_argument(factory, argument)) if sep else factory()
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if not isinstance(fault, Fault):  # pragma: no cover - every factory builds a Fault
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fault")
+    return fault
+
+
 def _make_emulator(args: argparse.Namespace) -> SiteEmulator:
     emulator = SiteEmulator(
         host=args.host,
@@ -78,15 +192,30 @@ def _make_emulator(args: argparse.Namespace) -> SiteEmulator:
         stream_chunks=args.stream_chunks,
         chunk_delay=args.chunk_delay,
         plugin_version=args.plugin_version,
+        language=args.language,
+        assistant=args.assistant,
+        php_warnings=args.php_warnings,
+        php_version=args.php_version,
+        other_notices=args.other_notices,
+        remember_conversation=args.remember_conversation,
+        memory_limit=args.memory_limit,
         page_variant=args.page_variant,
+        params_style=args.params_style,
+        foreign_params=args.foreign_params,
+        page_padding=args.page_padding,
+        footer_padding=args.footer_padding,
         widget=args.widget,
         post_id=args.post_id,
         bot_id=args.bot_id,
         token_limit=args.token_limit,
+        banned_words=args.banned_word,
+        banned_ips=args.banned_ip,
         ssl_context=_ssl_context(args),
     )
     if args.reply is not None:
         emulator.reply = args.reply
+    for fault in args.fail:
+        emulator.fail_next(fault)
     return emulator
 
 
