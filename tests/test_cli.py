@@ -128,7 +128,8 @@ def test_local_json_without_stream_with_system_message() -> None:
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert set(answer) == {"reply", "model", "site", "elapsed"}
-    assert answer["reply"] == default_reply("System: Be brief\nUser: Привет!\nAssistant:")
+    # the system text goes before the message (1.8.91 turns its line breaks into spaces)
+    assert answer["reply"] == default_reply("Be brief Привет!")
     assert answer["model"] == "gpt-4o-mini-2024-07-18"
     assert answer["site"].startswith("http://127.0.0.1:")
     assert 0 <= answer["elapsed"] < 10
@@ -394,8 +395,8 @@ def test_chat_keeps_history_resets_and_quits_on_ctrl_d(terminal: list[Terminal])
     assert default_reply("Привет") in term.expect("> ")
     term.send("And again?\n")
     reply = term.expect("> ")
-    assert "You said: User: Привет\nAssistant: " + default_reply("Привет") in reply
-    assert "User: And again?\nAssistant:" in reply
+    # the earlier turns reach the model as turns, through the plugin's history field
+    assert "You said: And again? (the model saw 2 earlier messages)" in reply
     term.send("/reset\n")
     term.expect("(the conversation is cleared)")
     term.expect("> ")
