@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
+from urllib.parse import urlsplit
 
 from ._config import check_cookies, check_proxy, check_retries, check_timeout
 from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES
@@ -140,7 +141,8 @@ class Engine(Generic[Credentials, Prepared]):
         self.protocol = protocol
         self.site = site
         self.url = url
-        self.page_url = url.rstrip("/") + "/"
+        # A bare host gets its "/"; a page's own path and query are kept as they are.
+        self.page_url = url if urlsplit(url).path else url + "/"
         self.label = label
 
     # -- before any I/O --------------------------------------------------------------

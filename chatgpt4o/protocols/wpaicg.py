@@ -700,6 +700,7 @@ class ReplyParser(ReplyReader):
         self._pieces: list[str] = []
         self._event: bytes | None = None  # the `event:` field of the frame being read
         self._assistant = False
+        self._ended = False  # the end marker ([DONE], or done) came
         self._error_runs: list[list[str]] = [[]]  # error words, one list per sequence
         self.thread_id: str | None = None
 
@@ -791,6 +792,7 @@ class ReplyParser(ReplyReader):
         if self._assistant and event is not None:
             return self._read_assistant(event, payload, pieces, offset)
         if payload.startswith(b"[DONE]"):
+            self._ended = True
             self._enter_trailer(payload[6:], offset)  # the plugin may append its JSON
             return True
         if payload == b"[LIMITED]":
@@ -829,6 +831,7 @@ class ReplyParser(ReplyReader):
                 said if isinstance(said, str) and said else payload.decode("utf-8", "replace")
             )
         elif event == b"done":
+            self._ended = True
             self._enter_trailer(b"", offset)
             return True
         return False  # the other Assistants events say nothing about the reply
@@ -868,7 +871,8 @@ class ReplyParser(ReplyReader):
         error = self._error_text()
         if error:
             raise ServiceError(error, prefix="The site's upstream model failed")
-        if self._mode == "events":
+        if not self._ended and (self._mode == "events" or self._pieces):
+            # No end marker: a cut stream, even when old releases append their JSON
             ending = "done" if self._assistant else "[DONE]"
             raise ResponseError(
                 f"Unexpected response: the stream ended before {ending}; the reply is "
