@@ -15,6 +15,7 @@ import importlib.util
 import itertools
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -349,9 +350,23 @@ def _import_testing(name: str) -> Any:
     return getattr(testing, name)
 
 
-def _start_emulator(runner: Runner, *, stream: bool) -> SiteEmulator:
-    emulator_class: type[SiteEmulator] = _import_testing("SiteEmulator")
-    emulator = emulator_class(stream=stream)
+def _emulator_options(args: argparse.Namespace) -> list[str]:
+    if args.emulator and not args.local:
+        raise UsageError("--emulator configures the emulator of --local; add --local")
+    try:
+        return shlex.split(args.emulator)
+    except ValueError as err:
+        raise UsageError(f"--emulator: {err}") from None
+
+
+def _start_emulator(runner: Runner, args: argparse.Namespace, *, stream: bool) -> SiteEmulator:
+    _import_testing("SiteEmulator")  # the install hint, if aiohttp is missing
+    from .testing._serve import emulator_from_argv
+
+    try:
+        emulator = emulator_from_argv(_emulator_options(args), stream=stream)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     runner.run(emulator.start())
     runner.on_close(emulator.stop)
     return emulator
@@ -361,13 +376,15 @@ def _serve_emulator(args: argparse.Namespace) -> int:
     if args.prompt:
         raise UsageError("--serve-emulator takes no PROMPT")
     serve: Callable[..., int] = _import_testing("serve")
-    return serve(["--stream"] if args.stream else [], prog=f"{PROG} --local --serve-emulator")
+    options = _emulator_options(args) + (["--stream"] if args.stream else [])
+    return serve(options, prog=f"{PROG} --local --serve-emulator")
 
 
 def run(args: argparse.Namespace, scrub: Scrubber) -> int:
     """Do what the parsed command line asks; return the exit code."""
     if args.serve_emulator:
         return _serve_emulator(args)
+    _emulator_options(args)  # checked before anything starts
     settings = _settings(args, os.environ, scrub)
     prompt: str | None = " ".join(args.prompt) if args.prompt else None
     if prompt == "-" or (prompt is None and not isatty(sys.stdin)):
@@ -377,7 +394,7 @@ def run(args: argparse.Namespace, scrub: Scrubber) -> int:
     with Runner() as runner:
         site_url = settings.url
         if settings.local:
-            site_url = _start_emulator(runner, stream=settings.stream).url
+            site_url = _start_emulator(runner, args, stream=settings.stream).url
         runner.on_close(aclose_shared_sessions)  # before the emulator stops
         provider = Chatgpt4o if site_url is None else Chatgpt4o.for_site(site_url)
         asker = _Asker(settings, provider, sys.stdout, sys.stderr)

@@ -244,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
         f"(needs aiohttp: {LOCAL_INSTALL_HINT})",
     )
     parser.add_argument(
+        "--emulator", metavar="OPTIONS", default="",
+        help="with --local: options for the emulator, as python -m chatgpt4o.testing takes "
+        "them, in one string, e.g. --emulator='--plugin-version 1.8.84 --language de'",
+    )
+    parser.add_argument(
         "--serve-emulator", action="store_true",
         help="with --local: only run the emulator and print its URL, until Ctrl-C "
         "(more options: python -m chatgpt4o.testing --help)",

@@ -605,3 +605,36 @@ def test_the_command_modules_import_no_cycle() -> None:
 
     for name in COMMAND_MODULES:
         visit(name, ())
+
+
+def test_local_emulator_options_reach_the_emulator() -> None:
+    result = run_cli(
+        "--local", "--no-stream", "--json",
+        "--emulator=--plugin-version 2.2 --assistant --language de", "Hallo",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["reply"] == default_reply("Hallo")
+
+
+def test_local_emulator_faults_come_out_as_the_library_errors() -> None:
+    result = run_cli(
+        "--local", "--stream", "--emulator=--plugin-version 1.8.84 --fail upstream_error", "Hi"
+    )
+    assert result.returncode == 5
+    assert "upstream model failed" in result.stderr
+    assert result.stdout == ""  # the plugin's error words are never printed as a reply
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (("--local", "--emulator=--bogus", "hi"), "emulator options"),
+        (("--emulator=--language de", "hi"), "add --local"),
+        (("--local", "--emulator=--language 'de", "hi"), "--emulator"),
+    ],
+)
+def test_bad_emulator_options_are_usage_errors(arguments: tuple[str, ...], said: str) -> None:
+    result = run_cli(*arguments)
+    assert result.returncode == 2
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr

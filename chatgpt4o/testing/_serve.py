@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 import asyncio
 import contextlib
 import inspect
@@ -18,7 +19,7 @@ from ._i18n import LANGUAGES
 from ._output import PHP_WARNING_MODES
 from ._pages import PAGE_VARIANTS, PARAMS_STYLES, WIDGET_KINDS
 
-__all__ = ["build_parser", "parse_fault", "serve"]
+__all__ = ["build_parser", "emulator_from_argv", "parse_fault", "serve"]
 
 
 def build_parser(prog: str = "python -m chatgpt4o.testing") -> argparse.ArgumentParser:
@@ -217,6 +218,27 @@ def _make_emulator(args: argparse.Namespace) -> SiteEmulator:
     for fault in args.fail:
         emulator.fail_next(fault)
     return emulator
+
+
+def emulator_from_argv(argv: Sequence[str], *, stream: bool | None = None) -> SiteEmulator:
+    """A `SiteEmulator` configured by the options of ``python -m chatgpt4o.testing``.
+
+    Raises ValueError naming what is wrong with ``argv`` (never exits). ``stream``, when
+    given, overrides ``--stream``.
+    """
+    parser = build_parser("--emulator")
+
+    def refuse(message: str) -> NoReturn:
+        raise ValueError(f"emulator options {' '.join(argv)!r}: {message}")
+
+    parser.error = refuse  # type: ignore[method-assign]  # a ValueError, not an exit
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit:  # --help or --version: printed already
+        raise ValueError("emulator options: --help is for python -m chatgpt4o.testing") from None
+    if stream is not None:
+        args.stream = stream
+    return _make_emulator(args)
 
 
 async def _run_until_signalled(emulator: SiteEmulator, *, stats: bool = False) -> None:
