@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
 import asyncio
 import contextlib
 import inspect
@@ -12,6 +11,7 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from ._emulator import SiteEmulator
 from ._faults import Fault
