@@ -1,4 +1,4 @@
-"""What a client of AI Power 1.8.79-2.2 must do, rule by rule (docs/protocol.md §1.2 lists
+"""What a client of AI Power 1.8.79-2.2 must do, rule by rule (docs/protocol.md §1.4 lists
 them), each checked end to end against the emulator in the plugin's own behaviour."""
 
 from __future__ import annotations
