@@ -29,7 +29,14 @@ from urllib.parse import urlsplit
 from ._config import check_cookies, check_proxy, check_retries, check_timeout
 from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES
 from ._deadline import Deadline
-from ._exceptions import NonceError, ProviderError, ScrapeError, StaleCredentials, redact
+from ._exceptions import (
+    NonceError,
+    ProviderError,
+    ScrapeError,
+    ServiceError,
+    StaleCredentials,
+    redact,
+)
 from ._memory import ConversationMemory
 from ._messages import Messages, Turn, normalize_messages
 from ._pool import Backend, loop_local, pick_backend, transport_for, wrap_client
@@ -120,6 +127,8 @@ class _Running(Generic[Prepared]):
     deadline: Deadline
     retrying: Retrying
     conversation: Conversation[Prepared]
+    #: The server's conversation this call continues, as remembered, if any.
+    recalled: object | None = None
     #: Credentials the site rejected in this call (the next attempt loads the page),
     #: and how it rejected them.
     stale: object | None = None
@@ -198,6 +207,9 @@ class Engine(Generic[Credentials, Prepared]):
             )
         except StaleCredentials as err:
             raise self._nonce_error(running, err) from None
+        except ServiceError:
+            self._forget_lost(running)
+            raise
         finally:
             running.deadline.close()
         self._remember(running, reply)
@@ -214,22 +226,30 @@ class Engine(Generic[Credentials, Prepared]):
         except StaleCredentials as err:
             running.deadline.close()
             raise self._nonce_error(running, err) from None
-        except BaseException:
+        except BaseException as err:
             running.deadline.close()
+            if isinstance(err, ServiceError):
+                self._forget_lost(running)
             raise
 
     async def _begin(self, call: Call[Prepared]) -> _Running[Prepared]:
         deadline = Deadline(call.timeout)
         transport = await call.settings.open()
+        recalled = self.site.conversations.recall(call.turns)
         return _Running(
             call=call,
             transport=transport,
             deadline=deadline,
             retrying=Retrying(retry_policy(call.max_retries), deadline, self.label),
-            conversation=Conversation(
-                call.prepared, self.site.conversations.recall(call.turns)
-            ),
+            conversation=Conversation(call.prepared, recalled),
+            recalled=recalled,
         )
+
+    def _forget_lost(self, running: _Running[Prepared]) -> None:
+        """A call that continued a conversation failed with the plugin's error: the site
+        may have lost that conversation, so the next call starts a new one."""
+        if running.recalled is not None:
+            self.site.conversations.forget(running.call.turns)
 
     def _remember(self, running: _Running[Prepared], reply: str) -> None:
         """Keep the server's conversation for a call that continues this one."""

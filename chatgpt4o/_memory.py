@@ -65,5 +65,10 @@ class ConversationMemory:
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
+    def forget(self, turns: Sequence[Turn]) -> None:
+        """Drop the conversation that `turns` continues (the server lost it)."""
+        if len(turns) >= 2:
+            self._entries.pop(digest(turns[:-1]), None)
+
     def clear(self) -> None:
         self._entries.clear()

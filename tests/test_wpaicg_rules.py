@@ -330,3 +330,40 @@ async def test_rule_16_json_errors_are_never_replies(site: Site, emulator: SiteE
     emulator.fail_next(Fault.ai_unavailable())
     with pytest.raises(ServiceError, match="Unable to initialize"):
         await site.create_async("", USER_HELLO)
+
+
+async def test_rule_07_an_assistant_without_a_known_thread_gets_the_whole_conversation(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    emulator.plugin_version, emulator.assistant = "2.2", True
+    await site.create_async("", TURNS)  # earlier turns this process never had
+    post = emulator.requests[-1]
+    assert "thread_id" not in post.form
+    assert post.form["wpaicg_chat_history"] == "[]"
+    assert "Be brief." in post.form["message"]
+    assert "Hello!" in post.form["message"]
+    assert post.form["message"].endswith("Assistant:")
+
+
+async def test_rule_07_a_thread_the_site_lost_is_forgotten(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    emulator.plugin_version, emulator.assistant = "2.2", True
+    first = [{"role": "user", "content": "Hi"}]
+    reply = await site.create_async("", first)
+    second = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "More"}]
+    emulator.threads.clear()  # the site forgot its threads
+    with pytest.raises(ServiceError):
+        await site.create_async("", second)
+    assert await site.create_async("", second)  # a new thread, with the conversation folded
+    assert "thread_id" not in emulator.requests[-1].form
+
+
+async def test_rule_08_the_form_url_is_the_widgets_data_url(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    await site.create_async("", USER_HELLO)
+    data_url = site._site.credentials.data_url
+    assert data_url is not None
+    assert data_url.startswith(emulator.url)  # home_url() of the page, as WordPress prints it
+    assert emulator.requests[-1].form["url"] == data_url

@@ -106,8 +106,10 @@ class PageInfo:
     ajax_url: str | None = None
     #: The page's own URL, after redirects (set by the caller that fetched it).
     page_url: str | None = None
-    #: The site's address as the provider names it: the form's `url` field.
+    #: The site's address as the provider names it.
     site_url: str = ""
+    #: The widget's `data-url` (the page's address as WordPress prints it), if any.
+    data_url: str | None = None
 
     @functools.cached_property
     def target(self) -> str:
@@ -141,11 +143,16 @@ class PageInfo:
         """The encoded form around the message: (before `message=`, after it up to the
         history), so a call only encodes what is its own."""
         before = urlencode(
-            {"_wpnonce": self.nonce, "post_id": self.post_id, "url": self.site_url,
+            {"_wpnonce": self.nonce, "post_id": self.post_id, "url": self.form_url,
              "action": self.action}
         )
         after = urlencode({"bot_id": self.bot_id, "chatbot_identity": self.identity})
         return before + "&message=", f"&{after}&wpaicg_chat_history="
+
+    @property
+    def form_url(self) -> str:
+        """The form's `url`: the widget's `data-url`, as the browser sends it."""
+        return self.data_url if self.data_url is not None else self.site_url
 
     @property
     def identity(self) -> str:
@@ -320,6 +327,7 @@ class PageScraper:
             streams=attributes.get("data-openai_stream_nav", "").strip() == "1",
             assistant=attributes.get("data-assistant-enabled", "").strip().lower() == "true",
             ajax_url=ajax_url if isinstance(ajax_url, str) and ajax_url else None,
+            data_url=attributes.get("data-url"),
         )
 
 
@@ -359,6 +367,9 @@ class Prepared:
     history: str = "[]"
     #: True when the conversation did not end with a user turn and was sent flattened.
     flattened: bool = False
+    #: The whole conversation in one message, for an Assistant bot that starts a new
+    #: thread: it ignores the history field (None when there are no earlier turns).
+    folded: str | None = None
 
 
 def _history_entry(role: str, text: str) -> str:
@@ -400,8 +411,9 @@ def prepare_turns(turns: Sequence[MessageTurn]) -> Prepared:
             ensure_ascii=False,
             separators=(",", ":"),
         )
+    folded = format_turns(turns).translate(_HTML_ESCAPES) if entries else None
     # The browser HTML-escapes what the visitor typed; so do we (docs/protocol.md §3.3).
-    return Prepared(message.translate(_HTML_ESCAPES), history, flattened)
+    return Prepared(message.translate(_HTML_ESCAPES), history, flattened, folded)
 
 
 def build_form(
@@ -417,7 +429,7 @@ def build_form(
     form = {
         "_wpnonce": page.nonce,
         "post_id": page.post_id,
-        "url": page.site_url,
+        "url": page.form_url,
         "action": page.action,
         "message": message,
         "bot_id": page.bot_id,
@@ -1000,6 +1012,11 @@ class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
     ) -> Turn:
         # One request: nothing to ask first (the yield below only makes this a generator).
         thread = conversation.state if isinstance(conversation.state, str) else None
+        prepared = conversation.prepared
+        if credentials.assistant and thread is None and prepared.folded is not None:
+            # A new Assistant thread ignores the history: the conversation goes in the
+            # message instead (docs/protocol.md §3.7).
+            prepared = Prepared(prepared.folded, flattened=True)
         chat_id = str(secrets.randbelow(100_000) + 1) if credentials.streams else None
         return Request(
             "POST",
@@ -1007,7 +1024,7 @@ class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
             headers=credentials.headers,
             content=encode_form(
                 credentials,
-                conversation.prepared,
+                prepared,
                 client_id=visitor,
                 thread_id=thread,
                 chat_id=chat_id,
