@@ -64,6 +64,7 @@ def test_scrapes_the_documented_markup() -> None:
         bot_id="0",
         action=SHORTCODE_ACTION,
         ajax_url="https://host/wp-admin/admin-ajax.php",
+        data_url="https://chatgpt4o.one",
     )
     assert "5e2498d71a" not in repr(info)
 
