@@ -22,8 +22,8 @@ from chatgpt4o import (
     ServiceError,
     StreamSession,
 )
-from chatgpt4o import _backends as backends
 from chatgpt4o import _deadline as deadline_module
+from chatgpt4o import _pool as backends
 from chatgpt4o.testing import SiteEmulator
 
 from .conftest import USER_HELLO
