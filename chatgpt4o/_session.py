@@ -18,7 +18,7 @@ import codecs
 import json as jsonlib
 import logging
 import re
-from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeAlias
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -253,17 +253,28 @@ class StreamResponse:
         await self.aclose()
 
 
-class _PendingResponse(Awaitable[StreamResponse]):
-    """`await session.get(...)` or `async with session.get(...) as response:`."""
+class _PendingResponse(Coroutine[Any, Any, StreamResponse]):
+    """`await session.get(...)`, `async with session.get(...) as response:`, or a task
+    (`asyncio.create_task(session.get(...))`): a coroutine that is also a context
+    manager."""
 
     __slots__ = ("_response", "_sending")
 
-    def __init__(self, sending: Awaitable[StreamResponse]) -> None:
+    def __init__(self, sending: Coroutine[Any, Any, StreamResponse]) -> None:
         self._sending = sending
         self._response: StreamResponse | None = None
 
     def __await__(self) -> Generator[Any, None, StreamResponse]:
         return self._sending.__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._sending.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._sending.throw(*args)
+
+    def close(self) -> None:
+        self._sending.close()
 
     async def __aenter__(self) -> StreamResponse:
         self._response = await self._sending
