@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -20,10 +19,8 @@ from chatgpt4o import (
     RateLimitError,
     ResponseError,
     ServiceError,
-    StreamSession,
 )
 from chatgpt4o import _deadline as deadline_module
-from chatgpt4o import _pool as backends
 from chatgpt4o.testing import SiteEmulator
 
 from .conftest import USER_HELLO
@@ -288,21 +285,6 @@ async def test_httpx_timeout_is_one_deadline(emulator: SiteEmulator) -> None:
     emulator.fail_next(Fault.stall(30))
     with pytest.raises(ProviderTimeoutError):
         await Local.create_async("", USER_HELLO, timeout=1)
-
-
-def test_falls_back_to_httpx_without_curl_cffi(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "curl_cffi", None)  # makes `import curl_cffi` fail
-    assert backends.pick_backend(None) == "httpx"
-    assert StreamSession().backend == "httpx"
-    with pytest.raises(ImportError, match="pip install curl_cffi"):
-        backends.pick_backend("curl_cffi")
-
-
-def test_bad_backend_and_client_fail_before_io() -> None:
-    with pytest.raises(ValueError, match="backend must be one of"):
-        StreamSession(backend="requests")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="client must be"):
-        StreamSession(client=object())
 
 
 @respx.mock
