@@ -302,7 +302,8 @@ class CurlTransport(AsyncTransport):
             raise proxy_refused(self.proxy or "")
         headers = raw.headers
         cookies = (
-            {name: value for name, value in raw.cookies.items() if value is not None}
+            # From the jar, not `items()`: that raises when a name comes twice (two paths).
+            {c.name: c.value for c in raw.cookies.jar if c.value is not None}
             if "set-cookie" in headers
             else None
         )
