@@ -302,7 +302,7 @@ class StreamSession:
     current `session_scope`). A `client` (a curl_cffi `AsyncSession` or an
     `httpx.AsyncClient`) is used as it is, with its own proxy and settings, and never
     closed by this library; so is a `transport` (any `AsyncTransport`, such as
-    `chatgpt4o.testing.MockTransport`).
+    `chatgpt4o.testing.MockTransport`), which may also be passed as `client`.
     """
 
     def __init__(
@@ -328,6 +328,8 @@ class StreamSession:
         self.impersonate = impersonate
         self.verify = verify
         self._transport: AsyncTransport | None = None
+        if isinstance(client, AsyncTransport):  # a transport passed where a client goes
+            client, transport = (None, client) if transport is None else (client, transport)
         if transport is not None:
             if client is not None:
                 raise TypeError("pass client= or transport=, not both")

@@ -437,3 +437,31 @@ async def test_cancelling_a_request_is_prompt(backend: Backend, emulator: SiteEm
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - started < 0.5
+
+
+async def test_a_mock_transport_passed_as_client_stands_in_for_the_site() -> None:
+    from chatgpt4o import Chatgpt4o
+
+    page = (
+        '<div class="wpaicg-chat-shortcode" data-nonce="5e2498d71a" data-post-id="11" '
+        'data-url="https://wp.example" data-bot-id="0" data-type="shortcode"></div>'
+    )
+    seen: list[str] = []
+
+    def handler(request: Request) -> Response:
+        seen.append(f"{request.method} {request.url}")
+        if request.method == "GET":
+            return Response(200, headers={"Content-Type": "text/html"}, content=page)
+        return Response(
+            200,
+            headers={"Content-Type": "application/json"},
+            content='{"status":"success","data":"Hi from the mock"}',
+        )
+
+    class Site(Chatgpt4o):
+        url = "https://wp.example"
+
+    messages = [{"role": "user", "content": "hi"}]
+    reply = await Site.create_async("", messages, client=MockTransport(handler))
+    assert reply == "Hi from the mock"
+    assert seen == ["GET https://wp.example/", "POST https://wp.example/wp-admin/admin-ajax.php"]
