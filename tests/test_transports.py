@@ -469,6 +469,16 @@ async def test_the_environment_proxy_is_ignored(
     finally:
         await transport.aclose()
     assert response.status_code == 200
+    # nor does no_proxy send around the proxy the caller chose
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    async with running_proxy("http") as proxy:
+        transport = pool.open_transport(backend, proxy.url, "chrome", True)
+        try:
+            await transport.send(Request("GET", emulator.url + "/", timeout=5))
+        finally:
+            await transport.aclose()
+    assert proxy.tunnels
 
 
 async def test_user_agents(transport: AsyncTransport, emulator: SiteEmulator) -> None:
@@ -517,8 +527,12 @@ def test_curl_transport_settings() -> None:
     assert client.trust_env is False
     assert client.discard_cookies is True
     assert client.curl_options == {
-        curl_module.CurlOpt.MAXFILESIZE_LARGE: curl_module.MAX_DOWNLOAD_BYTES
+        curl_module.CurlOpt.MAXFILESIZE_LARGE: curl_module.MAX_DOWNLOAD_BYTES,
+        curl_module.CurlOpt.NOPROXY: "",
+        curl_module.CurlOpt.PROXY: "",
     }
+    proxied = CurlTransport(proxy="http://127.0.0.1:3128")._client
+    assert curl_module.CurlOpt.PROXY not in proxied.curl_options
 
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])

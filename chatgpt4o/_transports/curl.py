@@ -231,6 +231,18 @@ class _CurlStream(ByteStream):
 # -- the transport ------------------------------------------------------------------------
 
 
+def _curl_options(proxy: str | None) -> dict[CurlOpt, Any]:
+    options: dict[CurlOpt, Any] = {
+        CurlOpt.MAXFILESIZE_LARGE: MAX_DOWNLOAD_BYTES,
+        # libcurl reads http_proxy, all_proxy and no_proxy by itself, and curl_cffi
+        # before 0.17 does not stop it for trust_env=False: empty values do.
+        CurlOpt.NOPROXY: "",
+    }
+    if proxy is None:
+        options[CurlOpt.PROXY] = ""
+    return options
+
+
 class CurlTransport(AsyncTransport):
     """Sends requests with curl_cffi, impersonating the browser `impersonate`.
 
@@ -261,7 +273,7 @@ class CurlTransport(AsyncTransport):
                 trust_env=False,  # the caller's proxy, not the environment's
                 discard_cookies=True,  # cookies are the caller's, per site: no jar
                 max_clients=64,
-                curl_options={CurlOpt.MAXFILESIZE_LARGE: MAX_DOWNLOAD_BYTES},
+                curl_options=_curl_options(self.proxy),
             )
         self._client: Any = client
         self._closed = False
