@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import curl_cffi
 from curl_cffi import CurlECode, CurlOpt
@@ -66,8 +67,10 @@ PRIVATE_API = (
     "exceptions.code2error",
 )
 
-# Which kind of failure each curl_cffi exception is; the first match wins.
-_FAILURES: tuple[tuple[type[BaseException], FailureKind], ...] = (
+# What each curl_cffi exception is; the first match wins. "value": the caller's
+# arguments are wrong (a ValueError); the others are transport failures.
+_FAILURES: tuple[tuple[type[BaseException], FailureKind | Literal["value"]], ...] = (
+    (curl_exceptions.ImpersonateError, "value"),
     (curl_exceptions.Timeout, "timeout"),
     (curl_exceptions.ProxyError, "proxy"),
     (curl_exceptions.RequestException, "connect"),
@@ -81,7 +84,7 @@ def missing_private_api() -> list[str]:
     from curl_cffi.requests.models import Response as CurlResponse
 
     missing: list[str] = []
-    if not asyncio.iscoroutinefunction(getattr(AsyncSession, "pop_curl", None)):
+    if not inspect.iscoroutinefunction(getattr(AsyncSession, "pop_curl", None)):
         missing.append("AsyncSession.pop_curl")
     if not isinstance(getattr(AsyncSession, "acurl", None), property):
         missing.append("AsyncSession.acurl")
@@ -96,7 +99,7 @@ def missing_private_api() -> list[str]:
     return missing
 
 
-def _kind_of(err: CurlError) -> FailureKind:
+def _kind_of(err: CurlError) -> FailureKind | Literal["value"]:
     cls: type[BaseException] = type(err)
     if cls in (curl_exceptions.RequestException, CurlError) and err.code:
         # Older releases raise mid-stream failures as the base class; curl_cffi's own
@@ -110,9 +113,10 @@ def _kind_of(err: CurlError) -> FailureKind:
 
 def _map_error(err: CurlError, *, url: str, proxy: str | None) -> Exception:
     """A curl_cffi exception as the library's own."""
-    if isinstance(err, curl_exceptions.ImpersonateError):
+    kind = _kind_of(err)
+    if kind == "value":
         return ValueError(f"curl_cffi cannot impersonate this browser: {value_error_detail(err)}")
-    return transport_error(_kind_of(err), err, url=url, proxy=proxy)
+    return transport_error(kind, err, url=url, proxy=proxy)
 
 
 # -- cancelling a streamed request that waits for its headers ----------------------------
