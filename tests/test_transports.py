@@ -90,6 +90,16 @@ def test_curl_cffi_still_has_the_private_api_we_use() -> None:
     )
 
 
+def test_curl_cffi_takes_the_session_options_we_use() -> None:
+    try:
+        CurlTransport()
+    except TypeError as err:  # e.g. discard_cookies, new in 0.11.x
+        pytest.fail(
+            f"curl_cffi {CURL_CFFI_VERSION} does not take the AsyncSession options "
+            f"chatgpt4o/_transports/curl.py passes: {err}"
+        )
+
+
 def test_the_contract_check_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     from curl_cffi.aio import AsyncCurl
 
