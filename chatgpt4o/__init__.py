@@ -31,17 +31,24 @@ if TYPE_CHECKING:
         ServiceError,
     )
     from ._messages import Message, Messages, format_prompt
+    from ._pool import SessionScope
     from ._provider import Chatgpt4o
-    from ._session import SessionScope, StreamResponse, StreamSession
+    from ._session import StreamResponse, StreamSession
     from ._streaming import ReplyStream
+    from ._transports.base import AsyncTransport, Request, Response
+    from ._transports.curl import CurlTransport
+    from ._transports.httpx import HttpxTransport
 
 __all__ = [
     "AsyncGeneratorProvider",
     "AsyncProvider",
+    "AsyncTransport",
     "BaseProvider",
     "Chatgpt4o",
     "CloudflareError",
+    "CurlTransport",
     "HTTPStatusError",
+    "HttpxTransport",
     "Message",
     "Messages",
     "ModelNotSupportedError",
@@ -53,6 +60,8 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "ReplyStream",
+    "Request",
+    "Response",
     "ResponseError",
     "ScrapeError",
     "ServiceError",
@@ -82,8 +91,12 @@ _HOMES = {
     ),
     "._messages": ("Message", "Messages", "format_prompt"),
     "._provider": ("Chatgpt4o",),
-    "._session": ("SessionScope", "StreamResponse", "StreamSession"),
+    "._pool": ("SessionScope",),
+    "._session": ("StreamResponse", "StreamSession"),
     "._streaming": ("ReplyStream",),
+    "._transports.base": ("AsyncTransport", "Request", "Response"),
+    "._transports.curl": ("CurlTransport",),
+    "._transports.httpx": ("HttpxTransport",),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 

@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from ._config import check_cookies, check_proxy, check_retries, check_timeout
-from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES
+from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES, PAGE_DRAIN_BYTES
 from ._deadline import Deadline
 from ._exceptions import (
     NonceError,
@@ -178,6 +178,8 @@ class Engine(Generic[Credentials, Prepared]):
             raise TypeError(
                 f"transport must be an AsyncTransport, not {type(transport).__name__}"
             )
+        if transport is None and isinstance(client, AsyncTransport):
+            transport, client = client, None  # a transport passed as the client
         checked_proxy = check_proxy(proxy)
         settings = TransportSettings(
             backend=pick_backend(backend, client) if transport is None else None,
@@ -369,6 +371,11 @@ class Engine(Generic[Credentials, Prepared]):
                 while chunk := await response.read_chunk():
                     if reader.feed(chunk):
                         break  # enough: the rest of the page says nothing more
+                # The rest of a page that ends soon is read (and dropped), so that its
+                # connection can serve the next request.
+                drained = 0
+                while drained < PAGE_DRAIN_BYTES and (chunk := await response.read_chunk()):
+                    drained += len(chunk)
             finally:
                 await response.aclose()
         self.protocol.check_answer(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from typing import Any
 
 import pytest
 
@@ -244,18 +243,3 @@ async def test_odd_proxy_passwords_never_show(site: Site, proxy: str) -> None:
     text = str(caught.value)
     assert "pa/ss" not in text
     assert "ss@" not in text
-
-
-def test_socks_proxy_on_httpx_needs_socksio(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-
-    from chatgpt4o import StreamSession
-
-    real_find_spec = importlib.util.find_spec
-
-    def find_spec(name: str, *args: Any) -> Any:
-        return None if name == "socksio" else real_find_spec(name, *args)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    with pytest.raises(ImportError, match="httpx\\[socks\\]"):
-        StreamSession(backend="httpx", proxy="socks5://127.0.0.1:1080")

@@ -473,12 +473,6 @@ async def test_dead_proxy(
     assert "hunter2-secret" not in repr(caught.value)
 
 
-def test_session_repr_hides_the_proxy_password() -> None:
-    session = chatgpt4o.StreamSession(proxy="http://alice:hunter2@127.0.0.1:8080")
-    assert "hunter2" not in repr(session)
-    assert "127.0.0.1:8080" in repr(session)
-
-
 # -- keep-alive across retries: a failed response is closed before the sleep -----------------
 
 

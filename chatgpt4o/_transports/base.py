@@ -16,10 +16,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TypeVar
 
-from .._exceptions import ResponseError
+from .._exceptions import ResponseError, redact
 
-__all__ = ["AsyncTransport", "ByteStream", "Headers", "Request", "Response"]
+__all__ = ["SECRET_HEADERS", "AsyncTransport", "ByteStream", "Headers", "Request", "Response"]
+
+#: Headers whose values are never shown in a repr.
+SECRET_HEADERS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
 
 
 class Headers(Mapping[str, str]):
@@ -47,13 +51,13 @@ class Headers(Mapping[str, str]):
 
     def __repr__(self) -> str:
         shown = {
-            name: ("***" if name in ("cookie", "set-cookie", "authorization") else value)
+            name: ("***" if name in SECRET_HEADERS else value)
             for name, value in self._items.items()
         }
         return f"Headers({shown!r})"
 
 
-@dataclass(slots=True)  # not frozen: made on every request, and frozen init is slower
+@dataclass(slots=True, repr=False)  # not frozen: made on every request, and frozen init is slower
 class Request:
     """One HTTP request, ready to go: the body is encoded, the headers merged."""
 
@@ -70,6 +74,14 @@ class Request:
     #: it whole before returning (and should, when that is cheaper).
     stream: bool = False
     follow_redirects: bool = True
+
+    def __repr__(self) -> str:
+        # The URL may carry a nonce and the headers a cookie; neither is shown.
+        names = sorted(name.lower() for name in self.headers)
+        return (
+            f"<Request {self.method} {redact(self.url)} headers={names} "
+            f"timeout={self.timeout!r} stream={self.stream}>"
+        )
 
 
 class ByteStream(ABC):
@@ -189,6 +201,9 @@ class Response:
         await self.aclose()
 
 
+_Transport = TypeVar("_Transport", bound="AsyncTransport")
+
+
 class AsyncTransport(ABC):
     """Sends requests. `send` returns once the status and headers are in."""
 
@@ -199,7 +214,7 @@ class AsyncTransport(ABC):
     async def aclose(self) -> None:  # noqa: B027 - most transports hold nothing
         """Release what the transport holds (a client it owns); idempotent."""
 
-    async def __aenter__(self) -> AsyncTransport:
+    async def __aenter__(self: _Transport) -> _Transport:
         return self
 
     async def __aexit__(

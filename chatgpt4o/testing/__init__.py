@@ -14,6 +14,8 @@ Public names:
 - :class:`RecordedRequest`: what the emulator recorded about one request.
 - :func:`make_nonce`: WordPress's nonce function.
 - :func:`serve`: the ``python -m chatgpt4o.testing`` command.
+- :class:`MockTransport`: a transport answering with a handler of yours, no network;
+  :class:`Request` and :class:`Response` are what the handler takes and returns.
 
 Inside: ``_emulator`` (the server and the handler), ``_pages`` (HTML), ``_faults``,
 ``_conversation`` (history and the model's messages), ``_streams`` (event-stream bytes),
@@ -33,6 +35,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .._transports.base import Request, Response
+    from .._transports.mock import MockTransport
     from ._emulator import SiteEmulator
     from ._faults import Fault
     from ._nonces import make_nonce
@@ -40,11 +44,24 @@ if TYPE_CHECKING:
     from ._serve import serve
     from ._thread import EmulatorThread
 
-__all__ = ["EmulatorThread", "Fault", "RecordedRequest", "SiteEmulator", "make_nonce", "serve"]
+__all__ = [
+    "EmulatorThread",
+    "Fault",
+    "MockTransport",
+    "RecordedRequest",
+    "Request",
+    "Response",
+    "SiteEmulator",
+    "make_nonce",
+    "serve",
+]
 
 _MODULES = {
     "EmulatorThread": "._thread",
     "Fault": "._faults",
+    "MockTransport": ".._transports.mock",
+    "Request": ".._transports.base",
+    "Response": ".._transports.base",
     "RecordedRequest": "._records",
     "SiteEmulator": "._emulator",
     "make_nonce": "._nonces",
