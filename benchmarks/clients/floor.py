@@ -29,7 +29,6 @@ def setup(url: str, ca: str | None) -> Client:
         "accept-language": "en-US,en;q=0.9",
         "origin": url,
         "referer": url + "/",
-        "x-requested-with": "XMLHttpRequest",
     }
     form: dict[str, str] = {}
 
@@ -38,11 +37,12 @@ def setup(url: str, ca: str | None) -> Client:
         form.update(
             _wpnonce=re.search(r'data-nonce="([0-9a-f]{10})"', page).group(1),
             post_id=re.search(r'data-post-id="(\d+)"', page).group(1),
-            url=url,
+            url=re.search(r'data-url="([^"]*)"', page).group(1),
             action="wpaicg_chat_shortcode_message",
             message=PROMPT,
             bot_id="0",
             chatbot_identity="shortcode",
+            wpaicg_chat_history="[]",
             wpaicg_chat_client_id="".join(secrets.choice(ALPHABET) for _ in range(10)),
         )
 
@@ -62,7 +62,8 @@ def setup(url: str, ca: str | None) -> Client:
                         delta = json.loads(event[6:])["choices"][0]["delta"]
                         if delta.get("content"):
                             yield delta["content"]
-            json.loads(pending)  # the plain JSON answer the plugin appends after [DONE]
+                    elif event.startswith(b"data: [DONE]"):
+                        return
         finally:
             await response.aclose()
 

@@ -52,6 +52,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CURL_CFFI_VERSION: str = getattr(curl_cffi, "__version__", "unknown")
+_ENVIRONMENT_PROXY_LEAKS = tuple(
+    int(part) if part.isdigit() else 0 for part in CURL_CFFI_VERSION.split(".")[:2]
+) < (0, 17)
 
 #: A body this large is refused outright (the protocol's parsers stop far earlier; this
 #: guards the memory of an answer read whole).
@@ -236,14 +239,14 @@ class _CurlStream(ByteStream):
 
 
 def _curl_options(proxy: str | None) -> dict[CurlOpt, Any]:
-    options: dict[CurlOpt, Any] = {
-        CurlOpt.MAXFILESIZE_LARGE: MAX_DOWNLOAD_BYTES,
+    # (curl_cffi sets these on every request: each one is a cost per call)
+    options: dict[CurlOpt, Any] = {CurlOpt.MAXFILESIZE_LARGE: MAX_DOWNLOAD_BYTES}
+    if _ENVIRONMENT_PROXY_LEAKS:
         # libcurl reads http_proxy, all_proxy and no_proxy by itself, and curl_cffi
         # before 0.17 does not stop it for trust_env=False: empty values do.
-        CurlOpt.NOPROXY: "",
-    }
-    if proxy is None:
-        options[CurlOpt.PROXY] = ""
+        options[CurlOpt.NOPROXY] = ""
+        if proxy is None:
+            options[CurlOpt.PROXY] = ""
     return options
 
 
