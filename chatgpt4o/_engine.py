@@ -446,8 +446,10 @@ class Engine(Generic[Credentials, Prepared]):
         """One try at the whole reply, read in one piece (plain JSON or a stream)."""
         request = await self._last_request(running, credentials, stream=False)
         response = await self._send(running, request, stream=False)
-        async with running.deadline.scope():
-            body = await response.aread()
+        body = response.content  # read already, usually: the request was not streamed
+        if body is None:
+            async with running.deadline.scope():
+                body = await response.aread()
         if not response.ok:
             self.protocol.check_answer(
                 response.status_code,

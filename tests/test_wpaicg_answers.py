@@ -343,3 +343,16 @@ def test_a_plain_assistant_answer_names_its_thread() -> None:
     protocol = WpaicgProtocol()
     assert protocol.read_reply(PageInfo(post_id="", nonce=NONCE), conversation, body) == "Hi"
     assert conversation.state == "thread_9"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Hello! Please answer.", "a b&c=d/e?f#g%h+i~j_k.l-m", "".join(map(chr, range(128))),
+     "Привет, мир!", "x\"y'z<>\\\n\t", ""],
+)
+def test_the_fast_form_quoting_is_quote_plus(text: str) -> None:
+    from urllib.parse import quote_plus
+
+    from chatgpt4o.protocols.wpaicg import _quote_form
+
+    assert _quote_form(text) == quote_plus(text)

@@ -444,6 +444,24 @@ def build_form(
     return form
 
 
+# quote_plus for ASCII text as one str.translate: the form of every call goes through it.
+_FORM_QUOTE = str.maketrans(
+    {
+        code: (
+            chr(code)
+            if chr(code).isalnum() or chr(code) in "_.-~"
+            else "+" if code == 0x20 else f"%{code:02X}"
+        )
+        for code in range(128)
+    }
+)
+
+
+def _quote_form(text: str) -> str:
+    """`urllib.parse.quote_plus(text)`, faster for the usual ASCII text."""
+    return text.translate(_FORM_QUOTE) if text.isascii() else quote_plus(text)
+
+
 def encode_form(
     page: PageInfo,
     prepared: Prepared,
@@ -454,8 +472,8 @@ def encode_form(
 ) -> bytes:
     """`build_form` encoded as the browser sends it, reusing the page's fixed parts."""
     before, after = page.form_parts
-    history = "%5B%5D" if prepared.history == "[]" else quote_plus(prepared.history)
-    message = quote_plus(prepared.message)
+    history = "%5B%5D" if prepared.history == "[]" else _quote_form(prepared.history)
+    message = _quote_form(prepared.message)
     body = f"{before}{message}{after}{history}&wpaicg_chat_client_id={client_id}"
     if thread_id:
         body += "&thread_id=" + quote_plus(thread_id)
