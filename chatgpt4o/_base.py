@@ -14,14 +14,15 @@ The class attributes are the ones gpt4free's client reads from a provider class
 from __future__ import annotations
 
 import asyncio
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, ClassVar, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from ._exceptions import ModelNotSupportedError
 from ._messages import Messages
-from ._runner import Runner
+
+if TYPE_CHECKING:
+    import inspect
 
 __all__ = [
     "AsyncGeneratorProvider",
@@ -51,6 +52,8 @@ def iterate_blocking(pieces: AsyncIterator[str]) -> Iterator[str]:
     the async iterator is closed in its loop; then the loop is shut down as
     `asyncio.run` would do it (see `_runner`).
     """
+    from ._runner import Runner  # only blocking callers need it
+
     with Runner() as runner:
         try:
             while True:
@@ -90,6 +93,18 @@ class _ParamsText:
 def _example_messages(with_system: bool) -> list[dict[str, str]]:
     user = {"role": "user", "content": ""}
     return [{"role": "system", "content": ""}, user] if with_system else [user]
+
+
+def _signature(function: Callable[..., Any]) -> inspect.Signature:
+    import inspect  # slow to import, and only g4f's GUI asks for parameters
+
+    return inspect.signature(function)
+
+
+def _format_annotation(annotation: object) -> str:
+    import inspect
+
+    return inspect.formatannotation(annotation)
 
 
 def _json_value(value: object) -> object:
@@ -170,7 +185,7 @@ class BaseProvider(ABC):
         """
         parameters = {
             name: parameter
-            for name, parameter in inspect.signature(cls._native_method()).parameters.items()
+            for name, parameter in _signature(cls._native_method()).parameters.items()
             if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
             and (name != "stream" or cls.supports_stream)
         }
@@ -202,7 +217,7 @@ class BaseProvider(ABC):
                 kind = (
                     annotation
                     if isinstance(annotation, str)
-                    else inspect.formatannotation(annotation)
+                    else _format_annotation(annotation)
                 )
                 line += f": {kind}"
             default = parameter.default
