@@ -27,11 +27,12 @@ from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from ._config import check_cookies, check_proxy, check_retries, check_timeout
-from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES, PAGE_DRAIN_BYTES
+from ._constants import BROWSER_HEADERS, ERROR_BODY_BYTES, MAX_RESPONSE_BYTES, PAGE_DRAIN_BYTES
 from ._deadline import Deadline
 from ._exceptions import (
     NonceError,
     ProviderError,
+    ResponseError,
     ScrapeError,
     ServiceError,
     StaleCredentials,
@@ -52,6 +53,9 @@ logger = logging.getLogger(__name__)
 Credentials = TypeVar("Credentials")
 Prepared = TypeVar("Prepared")
 _T = TypeVar("_T")
+
+# A protocol that needs more than this many requests to complete credentials is broken.
+_MAX_COMPLETIONS = 2
 
 _PAGE_HEADERS = {**BROWSER_HEADERS, "accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 _FRESH_PAGE_HEADERS = {**_PAGE_HEADERS, "cache-control": "no-cache", "pragma": "no-cache"}
@@ -133,12 +137,14 @@ class _Running(Generic[Prepared]):
     #: and how it rejected them.
     stale: object | None = None
     rejection: StaleCredentials | None = None
+    #: The credentials of the latest attempt.
+    used: object | None = None
 
 
 class Engine(Generic[Credentials, Prepared]):
     """Calls to one site through one protocol; `label` names it in logs."""
 
-    __slots__ = ("label", "page_url", "protocol", "site", "url")
+    __slots__ = ("bot", "label", "page_url", "protocol", "site", "url")
 
     def __init__(
         self,
@@ -146,8 +152,10 @@ class Engine(Generic[Credentials, Prepared]):
         site: SiteState[Credentials],
         url: str,
         label: str,
+        bot: str | None = None,
     ) -> None:
         self.protocol = protocol
+        self.bot = bot
         self.site = site
         self.url = url
         # A bare host gets its "/"; a page's own path and query are kept as they are.
@@ -254,7 +262,11 @@ class Engine(Generic[Credentials, Prepared]):
             self.site.conversations.forget(running.call.turns)
 
     def _remember(self, running: _Running[Prepared], reply: str) -> None:
-        """Keep the server's conversation for a call that continues this one."""
+        """Keep the server's conversation for a call that continues this one, and the
+        credentials the answer renewed."""
+        renewed = running.conversation.credentials
+        if renewed is not None and self.site.credentials is running.used:
+            self.site.credentials = cast("Credentials", renewed)
         state = running.conversation.state
         if state is not None:
             self.site.conversations.remember(running.call.turns, reply, state)
@@ -273,6 +285,7 @@ class Engine(Generic[Credentials, Prepared]):
             and self.protocol.same_credentials(cast("Credentials", running.stale), credentials)
         ):
             raise rejection.if_again  # the same credentials again: it was not about them
+        running.used = credentials
         try:
             return await step(running, credentials)
         except StaleCredentials as err:
@@ -331,7 +344,7 @@ class Engine(Generic[Credentials, Prepared]):
         under_way = asyncio.get_running_loop().create_future()
         loads.under_way = under_way
         try:
-            credentials = await self._load_page(running, fresh=running.stale is not None)
+            credentials = await self._fresh_credentials(running)
         except asyncio.CancelledError:
             under_way.set_result(None)
             raise
@@ -345,6 +358,43 @@ class Engine(Generic[Credentials, Prepared]):
         under_way.set_result(credentials)
         return credentials
 
+    async def _fresh_credentials(self, running: _Running[Prepared]) -> Credentials:
+        """New credentials: renewed without the page where the protocol can (after a
+        rejection), else read from the page; then completed by whatever extra request
+        the protocol needs (a session to start, say)."""
+        credentials: Credentials | None = None
+        stale = cast("Credentials | None", running.stale)
+        if stale is not None:
+            refresh = self.protocol.refresh(stale)
+            if refresh is not None:
+                credentials = self.protocol.read_completion(
+                    stale, await self._exchange(running, refresh)
+                )
+        if credentials is None:
+            credentials = await self._load_page(running, fresh=stale is not None)
+        for _ in range(_MAX_COMPLETIONS):
+            completion = self.protocol.complete(credentials)
+            if completion is None:
+                break
+            completed = self.protocol.read_completion(
+                credentials, await self._exchange(running, completion)
+            )
+            if completed is None:
+                raise ResponseError(
+                    f"{self.protocol.name}: the site did not complete the chat's credentials"
+                )
+            credentials = completed
+        return credentials
+
+    async def _exchange(self, running: _Running[Prepared], request: Request) -> Answer:
+        """Send a request that is not the reply's and read its whole (bounded) answer."""
+        response = await self._send(running, request, stream=False)
+        body = response.content
+        if body is None:
+            async with running.deadline.scope():
+                body = await response.aread(MAX_RESPONSE_BYTES)
+        return Answer(response.status_code, response.headers, body, response.url)
+
     async def _load_page(self, running: _Running[Prepared], *, fresh: bool) -> Credentials:
         """GET the page and read the credentials, reading no more than needed.
 
@@ -354,7 +404,7 @@ class Engine(Generic[Credentials, Prepared]):
         if fresh:
             url += ("&" if "?" in url else "?") + f"_={time.time_ns() // 1_000_000}"
         logger.debug("%s: scraping %s", self.label, redact(url))
-        reader = self.protocol.page_reader()
+        reader = self.protocol.page_reader(self.bot)
         async with running.deadline.scope():
             response = await running.transport.send(
                 Request(
@@ -432,12 +482,7 @@ class Engine(Generic[Credentials, Prepared]):
         try:
             request = next(turn)
             while True:
-                response = await self._send(running, request, stream=False)
-                async with running.deadline.scope():
-                    body = await response.aread()
-                request = turn.send(
-                    Answer(response.status_code, response.headers, body, response.url)
-                )
+                request = turn.send(await self._exchange(running, request))
         except StopIteration as done:
             last: Request = done.value
             return last

@@ -40,7 +40,19 @@ if TYPE_CHECKING:
 __all__ = ["Chatgpt4o"]
 
 _bound_sites: dict[tuple[type, str, tuple[tuple[str, Any], ...]], type] = {}
-_SITE_SETTINGS = frozenset({"max_retries", "impersonate", "verify", "backend", "transport"})
+_SITE_SETTINGS = frozenset(
+    {"max_retries", "impersonate", "verify", "backend", "transport", "bot_id"}
+)
+
+
+def _check_bot(bot: object) -> str | None:
+    if bot is None:
+        return None
+    if isinstance(bot, int) and not isinstance(bot, bool):
+        return str(bot)
+    if not isinstance(bot, str) or not bot.strip():
+        raise ValueError(f"bot_id must be a chatbot's id (a str or int) or None, got {bot!r}")
+    return bot.strip()
 
 
 class _SiteMeta(ABCMeta):
@@ -107,6 +119,9 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
     backend: ClassVar[str | None] = None
     #: A transport for every call (`chatgpt4o.testing.MockTransport` in tests), or None.
     transport: ClassVar[AsyncTransport | None] = None
+
+    #: Which chatbot of the page to talk to (its id on the page); None for the first.
+    bot_id: ClassVar[str | None] = None
 
     #: The plugin's wire protocol.
     protocol: ClassVar[ChatProtocol[Any, Any]] = WpaicgProtocol()
@@ -192,7 +207,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
         The same arguments give the same class back, so its cache is shared by the calls
         that ask for it. `working` is True and `label` is the site's host. `settings`
         sets class attributes: `max_retries`, `impersonate`, `verify`, `backend`,
-        `transport`.
+        `transport`, `bot_id`.
         """
         url = check_site_url(url)
         unknown = set(settings) - _SITE_SETTINGS
@@ -244,9 +259,16 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
     @classmethod
     def _engine(cls) -> Engine[Any, Any]:
         engine = cls._engine_of
-        if engine is None or engine.url != cls.url or engine.site is not cls._site:
+        if (
+            engine is None
+            or engine.url != cls.url
+            or engine.site is not cls._site
+            or engine.bot != cls.bot_id
+        ):
             url = check_site_url(cls.url, f"{cls.__name__}.url")
-            engine = cls._engine_of = Engine(cls.protocol, cls._site, url, cls.__name__)
+            engine = cls._engine_of = Engine(
+                cls.protocol, cls._site, url, cls.__name__, _check_bot(cls.bot_id)
+            )
         return engine
 
     @classmethod

@@ -255,7 +255,7 @@ class ToyProtocol(ChatProtocol[str, str]):
     def prepare(self, turns: Sequence[MessageTurn]) -> str:
         return turns[-1][1]
 
-    def page_reader(self) -> PageReader[str]:
+    def page_reader(self, bot: str | None = None) -> PageReader[str]:
         return ToyReader()
 
     def turn(

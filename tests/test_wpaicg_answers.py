@@ -356,3 +356,21 @@ def test_the_fast_form_quoting_is_quote_plus(text: str) -> None:
     from chatgpt4o.protocols.wpaicg import _quote_form
 
     assert _quote_form(text) == quote_plus(text)
+
+
+def test_a_bot_id_picks_its_widget() -> None:
+    from chatgpt4o.protocols.wpaicg import PageScraper
+
+    second = WIDGET.replace('data-post-id="11"', 'data-post-id="12" data-bot-id="7"').replace(
+        NONCE, "0123456789"
+    )
+    html = (WIDGET + second).encode()
+    for bot, nonce in ((None, NONCE), ("7", "0123456789")):
+        scraper = PageScraper(bot=bot)
+        scraper.feed(html)
+        info = scraper.result()
+        assert info is not None
+        assert info.nonce == nonce
+    scraper = PageScraper(bot="9")
+    scraper.feed(html)
+    assert scraper.result() is None  # no such bot: as if the chat were not there

@@ -66,6 +66,8 @@ class Conversation(Generic[Prepared]):
 
     prepared: Prepared
     state: object | None = None
+    #: Fresh credentials the answer handed out (a renewed nonce); the engine keeps them.
+    credentials: object | None = None
 
 
 class PageReader(ABC, Generic[Credentials]):
@@ -116,12 +118,30 @@ class ChatProtocol(ABC, Generic[Credentials, Prepared]):
         """
 
     @abstractmethod
-    def page_reader(self) -> PageReader[Credentials]:
-        """A reader for one load of the page."""
+    def page_reader(self, bot: str | None = None) -> PageReader[Credentials]:
+        """A reader for one load of the page; `bot` picks one of several chatbots on it
+        (None: the first)."""
 
     def usable(self, credentials: Credentials) -> bool:
         """False for credentials that cannot make a request (incomplete ones)."""
         return True
+
+    def complete(self, credentials: Credentials) -> Request | None:
+        """A request that completes credentials read from the page (a guest session to
+        start, say), or None when they are complete. Its answer goes to
+        `read_completion`."""
+        return None
+
+    def refresh(self, stale: Credentials) -> Request | None:
+        """After the site rejected `stale`: a request that renews them without loading
+        the page (a nonce endpoint), or None to load the page. Its answer goes to
+        `read_completion`."""
+        return None
+
+    def read_completion(self, credentials: Credentials, answer: Answer) -> Credentials | None:
+        """Credentials from the answer to `complete`'s or `refresh`'s request; None when
+        the page must be loaded instead. Raises the typed error of a failed answer."""
+        return None
 
     def same_credentials(self, old: Credentials, new: Credentials) -> bool:
         """Whether a fresh load of the page gave the credentials the site rejected."""

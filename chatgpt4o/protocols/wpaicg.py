@@ -197,8 +197,9 @@ class PageScraper:
     inline or in a base64 `data:` script, never from another script's keys.
     """
 
-    def __init__(self, *, max_bytes: int = MAX_PAGE_BYTES) -> None:
+    def __init__(self, *, max_bytes: int = MAX_PAGE_BYTES, bot: str | None = None) -> None:
         self._max_bytes = max_bytes
+        self._bot = bot  # the widget of this data-bot-id; None: the first widget
         self._page = bytearray()
         self._lower = bytearray()
         self._scan = 0  # every <div before this offset has been looked at
@@ -239,7 +240,9 @@ class PageScraper:
             if end - start > _MAX_TAG_BYTES or b"wpaicg-chat" not in lower[start:end]:
                 continue
             attributes = _attributes(bytes(self._page[start + 4 : end]).decode("utf-8", "replace"))
-            if _WIDGET_CLASSES.intersection(attributes.get("class", "").split()):
+            if _WIDGET_CLASSES.intersection(attributes.get("class", "").split()) and (
+                self._bot is None or attributes.get("data-bot-id", "0").strip() == self._bot
+            ):
                 self.widget = attributes
                 return
 
@@ -971,8 +974,8 @@ def parse_reply(body: bytes) -> str:
 class _PageReader(PageReader[PageInfo]):
     __slots__ = ("_scraper",)
 
-    def __init__(self) -> None:
-        self._scraper = PageScraper()
+    def __init__(self, bot: str | None = None) -> None:
+        self._scraper = PageScraper(bot=bot)
 
     def feed(self, chunk: bytes) -> bool:
         return self._scraper.feed(chunk)
@@ -1011,8 +1014,8 @@ class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
     def prepare(self, turns: Sequence[MessageTurn]) -> Prepared:
         return prepare_turns(turns)
 
-    def page_reader(self) -> PageReader[PageInfo]:
-        return _PageReader()
+    def page_reader(self, bot: str | None = None) -> PageReader[PageInfo]:
+        return _PageReader(bot)
 
     def usable(self, credentials: PageInfo) -> bool:
         return bool(credentials.nonce)
