@@ -27,22 +27,20 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 
 from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES
 from .._exceptions import (
-    CloudflareError,
     HTTPStatusError,
     PluginUnavailableError,
     ProviderError,
-    RateLimitError,
     ResponseError,
     ScrapeError,
     ServiceError,
     ServiceErrorKind,
     StaleCredentials,
-    redact,
 )
 from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
-from .._retry import parse_retry_after
 from .._transports.base import Request
+from ._common import attributes as html_attributes
+from ._common import raise_for_cloudflare, raise_for_status
 from .base import ChatProtocol, Conversation, PageReader, ReplyReader, Turn
 
 __all__ = [
@@ -76,8 +74,6 @@ _MAX_TAG_BYTES = 64 * 1024
 # wpaicgParams is one line of JSON, a few KB; a base64 copy of it is a third longer.
 _MAX_PARAMS_BYTES = 256 * 1024
 _TAG_NAME_END = frozenset(b" \t\r\n\f/")
-# name = "value" | 'value' | bare; names as the plugin writes them (data-openai_stream_nav)
-_ATTRIBUTE = re.compile(r"""([\w:.-]{1,100})\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 _NONCE = re.compile(r"[0-9a-f]{10}", re.IGNORECASE)
 # data-post-id="11", or "<11" from the widget's markup bug of plugin 1.9.16-2.2
 _POST_ID = re.compile(r"\s*<?\s*(\d{1,20})\s*")
@@ -162,15 +158,6 @@ class PageInfo:
         return "widget" if self.action == CHATBOX_ACTION else "shortcode"
 
 
-def _attributes(tag: str) -> dict[str, str]:
-    attributes: dict[str, str] = {}
-    for found in _ATTRIBUTE.finditer(tag):
-        name = found.group(1).lower()
-        value = next((group for group in found.groups()[1:] if group is not None), "")
-        attributes.setdefault(name, value)
-    return attributes
-
-
 def _read_params(script: str) -> dict[str, Any] | None:
     """The object assigned to `wpaicgParams` in a script's text, if it is there."""
     at = script.lower().find("wpaicgparams")
@@ -239,7 +226,9 @@ class PageScraper:
             self._scan = end + 1
             if end - start > _MAX_TAG_BYTES or b"wpaicg-chat" not in lower[start:end]:
                 continue
-            attributes = _attributes(bytes(self._page[start + 4 : end]).decode("utf-8", "replace"))
+            attributes = html_attributes(
+                bytes(self._page[start + 4 : end]).decode("utf-8", "replace")
+            )
             if _WIDGET_CLASSES.intersection(attributes.get("class", "").split()) and (
                 self._bot is None or attributes.get("data-bot-id", "0").strip() == self._bot
             ):
@@ -492,9 +481,6 @@ _STALE_NONCE_MESSAGES = ("nonce verification failed", "security check")
 # WordPress's wp_nonce_ays() text, whatever the language: the link it adds.
 _AYS_LINK = "</p><p><a href="
 _EXPIRED_LINK_MARKERS = ("the link you followed has expired", "are you sure you want to do this")
-# Only challenge pages carry these; Cloudflare's "challenge-platform" script is injected
-# into ordinary pages too, so it proves nothing.
-_CLOUDFLARE_MARKERS = ("<title>just a moment...</title>", "cf-chl-", "cf_chl_")
 # What PHP prints before the body on sites that display errors (docs/protocol.md §4.9).
 _PHP_NOISE = re.compile(
     rb"\s*(?:<br\s*/?>\s*)*(?:PHP\s+)?(?:<b>)?\s*"
@@ -507,15 +493,6 @@ _BREAK_LINE = re.compile(rb"\s*(?:<br\s*/?>\s*)+")
 def _is_stale_nonce_message(message: str) -> bool:
     lowered = message.strip().lower()
     return lowered in _STALE_NONCE_MESSAGES or lowered.startswith("invalid nonce")
-
-
-def _is_cloudflare(status: int, headers: Mapping[str, str], body: str) -> bool:
-    if status not in (403, 503, 429):
-        return False
-    if headers.get("cf-mitigated", "").lower() == "challenge":
-        return True
-    head = body[:8192].lower()
-    return any(marker in head for marker in _CLOUDFLARE_MARKERS)
 
 
 def _first_line_of(body: str) -> str:
@@ -559,13 +536,7 @@ def check_status(
     """
     if 200 <= status < 300:
         return
-    if _is_cloudflare(status, headers, body):
-        raise CloudflareError(
-            "Cloudflare challenged the request; pass the cf_clearance cookie (and the "
-            "user agent) of a browser that passed the challenge",
-            status_code=status,
-            body=body,
-        )
+    raise_for_cloudflare(status, headers, body)
     if ajax and status == 403:
         raise _stale_nonce_answer(body, status)
     if ajax and status == 400 and body.strip() == "0":
@@ -575,26 +546,7 @@ def check_status(
             status_code=status,
             body=body,
         )
-    retry_after = parse_retry_after(headers.get("retry-after"))
-    if status == 429:
-        hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-        raise RateLimitError(
-            f"The site is rate limiting requests (HTTP 429){hint}",
-            status_code=status,
-            body=body,
-            retry_after=retry_after,
-        )
-    if 300 <= status < 400:
-        location = redact(headers.get("location", "?"))
-        raise HTTPStatusError(
-            f"The site redirected the request (HTTP {status}) to {location}; set the "
-            "provider's url to the site's final address",
-            status_code=status,
-            body=body,
-        )
-    raise HTTPStatusError(
-        f"The site answered HTTP {status}", status_code=status, body=body, retry_after=retry_after
-    )
+    raise_for_status(status, headers, body)
 
 
 # The plugin's refusals: by the flag of a stream event first, by words only as a hint.
