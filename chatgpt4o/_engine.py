@@ -251,7 +251,7 @@ class Engine(Generic[Credentials, Prepared]):
             transport=transport,
             deadline=deadline,
             retrying=Retrying(retry_policy(call.max_retries), deadline, self.label),
-            conversation=Conversation(call.prepared, recalled),
+            conversation=Conversation(call.prepared, recalled, recalled=recalled),
             recalled=recalled,
         )
 

@@ -31,8 +31,10 @@ from ._messages import Messages
 from ._pool import SessionScope, aclose_shared_sessions, session_scope
 from ._streaming import ReplyStream
 from ._transports.base import AsyncTransport
+from .protocols.aipkit import AipkitInfo
+from .protocols.aipower import AIPowerProtocol
 from .protocols.base import ChatProtocol
-from .protocols.wpaicg import PageInfo, WpaicgProtocol
+from .protocols.wpaicg import PageInfo
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -64,8 +66,9 @@ class _SiteMeta(ABCMeta):
 
     @property
     def _post_id(cls) -> str | None:
-        credentials = cast("SiteState[PageInfo]", cls._site).credentials  # type: ignore[attr-defined]
-        return credentials.post_id or None if credentials is not None else None
+        credentials = cls._site.credentials  # type: ignore[attr-defined]
+        post_id = getattr(credentials, "post_id", None)
+        return str(post_id) if post_id else None
 
     @_post_id.setter
     def _post_id(cls, value: str | None) -> None:
@@ -73,8 +76,9 @@ class _SiteMeta(ABCMeta):
 
     @property
     def _nonce(cls) -> str | None:
-        credentials = cast("SiteState[PageInfo]", cls._site).credentials  # type: ignore[attr-defined]
-        return credentials.nonce or None if credentials is not None else None
+        credentials = cls._site.credentials  # type: ignore[attr-defined]
+        nonce = getattr(credentials, "nonce", None)
+        return nonce if isinstance(nonce, str) and nonce else None
 
     @_nonce.setter
     def _nonce(cls, value: str | None) -> None:
@@ -82,8 +86,16 @@ class _SiteMeta(ABCMeta):
 
 
 def _set_credential(cls: type, **value: str) -> None:
-    site: SiteState[PageInfo] = cls._site  # type: ignore[attr-defined]
-    known = site.credentials or PageInfo(post_id="", nonce="", site_url=cls.url)  # type: ignore[attr-defined]
+    site: SiteState[object] = cls._site  # type: ignore[attr-defined]
+    known = site.credentials
+    if isinstance(known, AipkitInfo):
+        if "post_id" in value:
+            site.credentials = replace(known, post_id=int(value["post_id"] or 0))
+        else:
+            site.credentials = replace(known, nonce=value["nonce"])
+        return
+    if not isinstance(known, PageInfo):
+        known = PageInfo(post_id="", nonce="", site_url=cls.url)  # type: ignore[attr-defined]
     site.credentials = replace(known, **value)  # type: ignore[arg-type]
 
 
@@ -124,7 +136,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
     bot_id: ClassVar[str | None] = None
 
     #: The plugin's wire protocol.
-    protocol: ClassVar[ChatProtocol[Any, Any]] = WpaicgProtocol()
+    protocol: ClassVar[ChatProtocol[Any, Any]] = AIPowerProtocol()
 
     # What the class knows about its site; every subclass starts with its own.
     _site: ClassVar[SiteState[Any]] = SiteState()

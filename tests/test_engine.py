@@ -261,7 +261,7 @@ class ToyProtocol(ChatProtocol[str, str]):
     def turn(
         self, credentials: str, conversation: Conversation[str], *, visitor: str, stream: bool
     ) -> Turn:
-        continued = conversation.state or ""
+        continued = conversation.recalled or ""
         answer: Answer = yield Request(
             "POST",
             "http://toy.test/cache",

@@ -292,9 +292,10 @@ async def test_error_answers(
     emulator.fail_next(fault)
     with pytest.raises(error, match=match):
         await site.create_async("", USER_HELLO, **NO_RETRY)
-    # the next call works again, with the cache intact
+    # the next call works again, with the cache intact (after 400 `0` the page was read
+    # once more, in case the site had upgraded to AIPKit)
     assert await site.create_async("", USER_HELLO) == expected_reply(emulator, "Привет!")
-    assert emulator.page_loads == 1
+    assert emulator.page_loads == (2 if fault.kind == "plugin_gone" else 1)
 
 
 async def test_http_status_error_carries_code_and_body(site: Site, emulator: SiteEmulator) -> None:

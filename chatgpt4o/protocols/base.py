@@ -66,6 +66,9 @@ class Conversation(Generic[Prepared]):
 
     prepared: Prepared
     state: object | None = None
+    #: The state remembered for this conversation when the call began (what to send);
+    #: `state` is what the answers say, and what the engine remembers afterwards.
+    recalled: object | None = None
     #: Fresh credentials the answer handed out (a renewed nonce); the engine keeps them.
     credentials: object | None = None
 

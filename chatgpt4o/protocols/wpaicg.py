@@ -984,7 +984,7 @@ class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
         stream: bool,
     ) -> Turn:
         # One request: nothing to ask first (the yield below only makes this a generator).
-        thread = conversation.state if isinstance(conversation.state, str) else None
+        thread = conversation.recalled if isinstance(conversation.recalled, str) else None
         prepared = conversation.prepared
         if credentials.assistant and thread is None and prepared.folded is not None:
             # A new Assistant thread ignores the history: the conversation goes in the

@@ -1,0 +1,199 @@
+"""AI Power of any version: the page tells which protocol the site speaks.
+
+The legacy widget (1.8.79-2.2, `protocols/wpaicg.py`) and AIPKit's `data-config`
+(2.3+, `protocols/aipkit.py`) never render together: 2.3 removed the legacy shortcode.
+The page decides; every later step goes to the protocol of the credentials read from
+it. A site that upgrades while a process runs answers the legacy action with HTTP 400
+`0`: that is taken as stale credentials, so the page is read again, once, and the call
+goes on in the protocol the page now shows (docs/protocol.md §8.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+from .._exceptions import PluginUnavailableError, StaleCredentials
+from .._messages import Turn as MessageTurn
+from .._transports.base import Request
+from .aipkit import AipkitInfo, AipkitPrepared, AipkitProtocol, AipkitScraper, prepare_aipkit
+from .base import Answer, ChatProtocol, Conversation, PageReader, ReplyReader, Turn
+from .wpaicg import PageInfo, PageScraper, Prepared, WpaicgProtocol
+
+__all__ = ["AIPowerProtocol", "AIPowerTurns"]
+
+AIPowerCredentials = Union[PageInfo, AipkitInfo]  # noqa: UP007 - a runtime alias on 3.10
+
+
+@dataclass(frozen=True, slots=True)
+class AIPowerTurns:
+    """A call's conversation in both shapes (the credentials pick one); the legacy one
+    is made at once, which checks the messages before any I/O."""
+
+    turns: tuple[MessageTurn, ...]
+    legacy: Prepared
+
+    @property
+    def aipkit(self) -> AipkitPrepared:
+        return prepare_aipkit(self.turns)
+
+
+class _PageReader(PageReader[AIPowerCredentials]):
+    def __init__(self, bot: str | None) -> None:
+        self._legacy = PageScraper(bot=bot)
+        self._aipkit = AipkitScraper(bot=bot)
+
+    def feed(self, chunk: bytes) -> bool:
+        aipkit_done = self._aipkit.feed(chunk)
+        legacy_done = self._legacy.feed(chunk)
+        if self._aipkit.config is not None:
+            return True
+        return aipkit_done and legacy_done
+
+    def text(self) -> str:
+        return self._legacy.text
+
+    def result(self, *, page_url: str, site_url: str) -> AIPowerCredentials | None:
+        aipkit = self._aipkit.result(page_url=page_url, site_url=site_url)
+        if aipkit is not None:
+            return aipkit
+        legacy = self._legacy.result()
+        if legacy is None:
+            return None
+        return _with_urls(legacy, page_url=page_url, site_url=site_url)
+
+
+def _with_urls(info: PageInfo, *, page_url: str, site_url: str) -> PageInfo:
+    from dataclasses import replace
+
+    return replace(info, page_url=page_url, site_url=site_url)
+
+
+class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
+    """AI Power 1.8.79 and newer, legacy or AIPKit, as the page shows."""
+
+    name: ClassVar[str] = "AI Power (any version)"
+    missing: ClassVar[str] = (
+        "No AI Power chat on the page: no AIPKit chatbot (data-config), no legacy chat "
+        "widget (wpaicg-chat-shortcode or wpaicg-chatbox) and no wpaicgParams"
+    )
+
+    def __init__(self) -> None:
+        self.legacy = WpaicgProtocol()
+        self.aipkit = AipkitProtocol()
+
+    def prepare(self, turns: Sequence[MessageTurn]) -> AIPowerTurns:
+        return AIPowerTurns(tuple(turns), self.legacy.prepare(turns))
+
+    def page_reader(self, bot: str | None = None) -> PageReader[AIPowerCredentials]:
+        return _PageReader(bot)
+
+    def usable(self, credentials: AIPowerCredentials) -> bool:
+        if isinstance(credentials, AipkitInfo):
+            return True
+        return self.legacy.usable(credentials)
+
+    def same_credentials(self, old: AIPowerCredentials, new: AIPowerCredentials) -> bool:
+        return type(old) is type(new) and old.nonce == new.nonce
+
+    def refresh(self, stale: AIPowerCredentials) -> Request | None:
+        return self.aipkit.refresh(stale) if isinstance(stale, AipkitInfo) else None
+
+    def read_completion(
+        self, credentials: AIPowerCredentials, answer: Answer
+    ) -> AIPowerCredentials | None:
+        if isinstance(credentials, AipkitInfo):
+            return self.aipkit.read_completion(credentials, answer)
+        return None
+
+    def turn(
+        self,
+        credentials: AIPowerCredentials,
+        conversation: Conversation[AIPowerTurns],
+        *,
+        visitor: str,
+        stream: bool,
+    ) -> Turn:
+        if isinstance(credentials, AipkitInfo):
+            inner: Conversation[AipkitPrepared] = Conversation(
+                conversation.prepared.aipkit, recalled=_own(conversation.recalled, "aipkit")
+            )
+            last = yield from self.aipkit.turn(
+                credentials, inner, visitor=visitor, stream=stream
+            )
+            conversation.state = ("aipkit", inner.state)
+            return last
+        legacy: Conversation[Prepared] = Conversation(
+            conversation.prepared.legacy, recalled=_own(conversation.recalled, "wpaicg")
+        )
+        # The plugin's client id: 10 alphanumerics, here the start of the visitor's UUID.
+        client_id = visitor.replace("-", "")[:10]
+        last = yield from self.legacy.turn(
+            credentials, legacy, visitor=client_id, stream=stream
+        )
+        return last
+
+    def reply_reader(
+        self, credentials: AIPowerCredentials, conversation: Conversation[AIPowerTurns]
+    ) -> ReplyReader:
+        if isinstance(credentials, AipkitInfo):
+            return self.aipkit.reply_reader(credentials, Conversation(conversation.prepared.aipkit))
+        return _LegacyReader(self.legacy, credentials, conversation)
+
+    def read_reply(
+        self,
+        credentials: AIPowerCredentials,
+        conversation: Conversation[AIPowerTurns],
+        body: bytes,
+    ) -> str:
+        if isinstance(credentials, AipkitInfo):
+            return super().read_reply(credentials, conversation, body)
+        legacy: Conversation[Prepared] = Conversation(conversation.prepared.legacy)
+        reply = self.legacy.read_reply(credentials, legacy, body)
+        if legacy.state is not None:
+            conversation.state = ("wpaicg", legacy.state)
+        return reply
+
+    def check_answer(
+        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+    ) -> None:
+        try:
+            self.legacy.check_answer(status, headers, body, page=page)
+        except PluginUnavailableError as gone:
+            # Upgraded under us (2.3+ has no legacy action): read the page once more.
+            raise StaleCredentials(str(gone), if_again=gone, only_if_renewed=True) from None
+
+    def new_visitor_id(self) -> str:
+        return self.aipkit.new_visitor_id()
+
+
+class _LegacyReader(ReplyReader):
+    """The legacy reader, handing the Assistant thread it read to the conversation."""
+
+    def __init__(
+        self,
+        protocol: WpaicgProtocol,
+        credentials: PageInfo,
+        conversation: Conversation[AIPowerTurns],
+    ) -> None:
+        self._conversation = conversation
+        self._inner: Conversation[Prepared] = Conversation(conversation.prepared.legacy)
+        self._reader = protocol.reply_reader(credentials, self._inner)
+
+    def feed(self, chunk: bytes) -> list[str]:
+        return self._reader.feed(chunk)
+
+    def close(self) -> str:
+        reply = self._reader.close()
+        if self._inner.state is not None:
+            self._conversation.state = ("wpaicg", self._inner.state)
+        return reply
+
+
+def _own(state: object | None, protocol: str) -> object | None:
+    """The part of a remembered state that belongs to `protocol` (a site may switch)."""
+    if isinstance(state, tuple) and len(state) == 2 and state[0] == protocol:
+        inner: object = state[1]
+        return inner
+    return None
