@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     )
     from ._messages import Message, Messages, format_prompt
     from ._pool import SessionScope
-    from ._provider import Chatgpt4o
+    from ._provider import AIEngine, Chatgpt4o, WordPressChat
     from ._session import StreamResponse, StreamSession
     from ._streaming import ReplyStream
     from ._transports.base import AsyncTransport, Request, Response
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._transports.httpx import HttpxTransport
 
 __all__ = [
+    "AIEngine",
     "AsyncGeneratorProvider",
     "AsyncProvider",
     "AsyncTransport",
@@ -68,6 +69,7 @@ __all__ = [
     "SessionScope",
     "StreamResponse",
     "StreamSession",
+    "WordPressChat",
     "__version__",
     "aclose",
     "format_prompt",
@@ -90,7 +92,7 @@ _HOMES = {
         "ServiceError",
     ),
     "._messages": ("Message", "Messages", "format_prompt"),
-    "._provider": ("Chatgpt4o",),
+    "._provider": ("AIEngine", "Chatgpt4o", "WordPressChat"),
     "._pool": ("SessionScope",),
     "._session": ("StreamResponse", "StreamSession"),
     "._streaming": ("ReplyStream",),

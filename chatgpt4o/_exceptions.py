@@ -132,7 +132,10 @@ class PluginUnavailableError(HTTPStatusError):
 
 
 class RateLimitError(HTTPStatusError):
-    """HTTP 429: the site (or a proxy in front of it) is rate limiting requests."""
+    """HTTP 429: the site (or a proxy in front of it) is rate limiting requests.
+
+    `retryable` is False for a usage limit that lasts a period (the call is not retried).
+    """
 
     def __init__(
         self,
@@ -141,7 +144,9 @@ class RateLimitError(HTTPStatusError):
         status_code: int = 429,
         body: str = "",
         retry_after: float | None = None,
+        retryable: bool = True,
     ) -> None:
+        self.retryable = retryable
         super().__init__(message, status_code=status_code, body=body, retry_after=retry_after)
 
 

@@ -1,9 +1,10 @@
-"""`Chatgpt4o`: the call engine plus the AI Power <= 2.2 protocol, as a g4f-style class.
+"""The providers: the call engine plus one plugin protocol each, as g4f-style classes.
 
-The class is the provider for chatgpt4o.one; `Chatgpt4o.for_site(url)` (or a subclass
-with its own `url`) talks to any other site that runs the same plugin. Each such class
-keeps what it learns about its site (credentials, cookies, visitor id) in one
-`SiteState` of its own.
+`Chatgpt4o` speaks AI Power (any version, as the page shows) and is the provider for
+chatgpt4o.one; `AIEngine` speaks Meow Apps' AI Engine. `for_site(url)` binds either to a
+site; `discover(url)` (`chatgpt4o/_discover.py`) finds which one a page needs. Each class
+keeps what it learns about its site (credentials, cookies, visitor id, conversations) in
+one `SiteState` of its own.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ._pool import SessionScope, aclose_shared_sessions, session_scope
 from ._streaming import ReplyStream
 from ._transports.base import AsyncTransport
 from .protocols.aipkit import AipkitInfo
+from .protocols.aiengine import AIEngineProtocol
 from .protocols.aipower import AIPowerProtocol
 from .protocols.base import ChatProtocol
 from .protocols.wpaicg import PageInfo
@@ -39,7 +41,7 @@ from .protocols.wpaicg import PageInfo
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["Chatgpt4o"]
+__all__ = ["AIEngine", "Chatgpt4o", "WordPressChat"]
 
 _bound_sites: dict[tuple[type, str, tuple[tuple[str, Any], ...]], type] = {}
 _SITE_SETTINGS = frozenset(
@@ -99,21 +101,19 @@ def _set_credential(cls: type, **value: str) -> None:
     site.credentials = replace(known, **value)  # type: ignore[arg-type]
 
 
-class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
-    """gpt-4o-mini through the free chat of chatgpt4o.one (WordPress, AI Power plugin).
-
-    `Chatgpt4o.for_site(url)` gives a class for any other site that runs the plugin;
-    each class keeps its own cache of the site's post ID, nonce and cookies.
+class WordPressChat(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
+    """A g4f-style provider for a WordPress site's chatbot: the call engine plus one
+    plugin protocol (`protocol`). `Chatgpt4o` and `AIEngine` are the ones to use;
+    `for_site(url)` binds either to a site, with a cache of its own.
     """
 
-    url: ClassVar[str] = DEFAULT_SITE_URL
-    # The public site stopped answering in late 2024; the flag says so honestly.
+    url: ClassVar[str | None] = None
     working: ClassVar[bool] = False
     needs_auth: ClassVar[bool] = False
     supports_stream: ClassVar[bool] = True
     supports_message_history: ClassVar[bool] = True
     supports_system_message: ClassVar[bool] = True
-    label: ClassVar[str | None] = "chatgpt4o.one"
+    label: ClassVar[str | None] = None
     parent: ClassVar[str | None] = None
 
     default_model: ClassVar[str | None] = DEFAULT_MODEL
@@ -136,7 +136,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
     bot_id: ClassVar[str | None] = None
 
     #: The plugin's wire protocol.
-    protocol: ClassVar[ChatProtocol[Any, Any]] = AIPowerProtocol()
+    protocol: ClassVar[ChatProtocol[Any, Any]]
 
     # What the class knows about its site; every subclass starts with its own.
     _site: ClassVar[SiteState[Any]] = SiteState()
@@ -222,6 +222,7 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
         `transport`, `bot_id`.
         """
         url = check_site_url(url)
+        _check_bot(settings.get("bot_id"))
         unknown = set(settings) - _SITE_SETTINGS
         if unknown:
             raise TypeError(
@@ -277,6 +278,11 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
             or engine.site is not cls._site
             or engine.bot != cls.bot_id
         ):
+            if cls.url is None:
+                raise ValueError(
+                    f"{cls.__name__} needs the address of a page with the chatbot: "
+                    f"{cls.__name__}.for_site(url), or a subclass that sets url"
+                )
             url = check_site_url(cls.url, f"{cls.__name__}.url")
             engine = cls._engine_of = Engine(
                 cls.protocol, cls._site, url, cls.__name__, _check_bot(cls.bot_id)
@@ -315,3 +321,30 @@ class Chatgpt4o(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
                 "%s ignores options: %s", cls.__name__, ", ".join(sorted(options))
             )
         return engine, call
+
+
+class Chatgpt4o(WordPressChat):
+    """gpt-4o-mini through the free chat of chatgpt4o.one: WordPress with AI Power.
+
+    It speaks AI Power of any version, as the page shows: the legacy chat (1.8.79-2.2)
+    or AIPKit (2.3+). `Chatgpt4o.for_site(url)` gives a class for any other site that
+    runs the plugin; each class keeps its own cache of the site's credentials.
+    """
+
+    url: ClassVar[str | None] = DEFAULT_SITE_URL
+    # The public site stopped answering in late 2024; the flag says so honestly.
+    working: ClassVar[bool] = False
+    label: ClassVar[str | None] = "chatgpt4o.one"
+    protocol: ClassVar[ChatProtocol[Any, Any]] = AIPowerProtocol()
+
+
+class AIEngine(WordPressChat):
+    """The chatbot of any WordPress site that runs Meow Apps' AI Engine.
+
+    It has no site of its own: `AIEngine.for_site(url)` (or a subclass that sets `url`)
+    with the address of a page that shows the chatbot; without one a call raises
+    ValueError before any I/O. The site's settings choose the model.
+    """
+
+    label: ClassVar[str | None] = "AI Engine"
+    protocol: ClassVar[ChatProtocol[Any, Any]] = AIEngineProtocol()

@@ -103,6 +103,8 @@ def retryable(error: ProviderError) -> tuple[bool, float | None]:
         return True, None
     # Exactly these classes: a Cloudflare challenge or a missing chat action is an
     # HTTPStatusError too, and would answer the same again.
+    if isinstance(error, RateLimitError) and not error.retryable:
+        return False, None  # a usage limit for the period: asking again will not help
     if type(error) in (HTTPStatusError, RateLimitError):
         assert isinstance(error, HTTPStatusError)
         return error.status_code in RETRYABLE_STATUS_CODES, error.retry_after
