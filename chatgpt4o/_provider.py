@@ -32,8 +32,8 @@ from ._messages import Messages
 from ._pool import SessionScope, aclose_shared_sessions, session_scope
 from ._streaming import ReplyStream
 from ._transports.base import AsyncTransport
-from .protocols.aipkit import AipkitInfo
 from .protocols.aiengine import AIEngineProtocol
+from .protocols.aipkit import AipkitInfo
 from .protocols.aipower import AIPowerProtocol
 from .protocols.base import ChatProtocol
 from .protocols.wpaicg import PageInfo
