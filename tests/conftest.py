@@ -1,5 +1,6 @@
 """Shared fixtures: a site emulator on loopback in the test's own event loop, a provider
-bound to it, and retry sleeps that are recorded instead of slept."""
+bound to it, and retry sleeps that are recorded instead of slept; and the helpers the test
+files share: the greeting they send and the reply the emulator gives to it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import SiteEmulator
 
 USER_HELLO = [{"role": "user", "content": "Привет!"}]
+
+
+def expected_reply(emulator: SiteEmulator, message: str = "Привет!") -> str:
+    """What the emulator answers to `message` (its reply is a text or a function)."""
+    reply = emulator.reply(message) if callable(emulator.reply) else emulator.reply
+    assert isinstance(reply, str)
+    return reply
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from chatgpt4o import (
 from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import Fault, SiteEmulator
 
-from .conftest import USER_HELLO
+from .conftest import USER_HELLO, expected_reply
 
 TIMEOUT = 3.0
 MB = 1024 * 1024
@@ -107,7 +107,7 @@ async def test_fault_matrix(site: type[Chatgpt4o], emulator: SiteEmulator, row: 
     emulator.stream = row.stream
     for fault in row.faults:
         emulator.fail_next(fault, times=row.times)
-    expected = emulator.reply("Привет!") if callable(emulator.reply) else emulator.reply
+    expected = expected_reply(emulator)
 
     started = time.monotonic()
     if row.expect is None:

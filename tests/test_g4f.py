@@ -30,15 +30,11 @@ from chatgpt4o import (
 )
 from chatgpt4o.testing import Fault, SiteEmulator
 
+from .conftest import expected_reply
+
 TEXT = "Привет, g4f!"
 MESSAGES = [{"role": "user", "content": TEXT}]
 MODEL = "gpt-4o-mini"
-
-
-def expected_reply(emulator: SiteEmulator, text: str = TEXT) -> str:
-    reply = emulator.reply(text) if callable(emulator.reply) else emulator.reply
-    assert isinstance(reply, str)
-    return reply
 
 
 # -- no network but loopback ------------------------------------------------------------
@@ -264,7 +260,7 @@ async def test_async_client(
     live = site.live
     client = g4f.client.AsyncClient()
     response = await client.chat.completions.create(model=MODEL, messages=MESSAGES, provider=site)
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
     assert response.choices[0].finish_reason == "stop"
     assert response.provider == site.__name__
     assert response.model == MODEL
@@ -285,7 +281,7 @@ async def test_async_client_streams(
     ]
     pieces = [chunk.choices[0].delta.content for chunk in chunks[:-1]]
     assert len(pieces) > 1
-    assert "".join(pieces) == expected_reply(emulator)
+    assert "".join(pieces) == expected_reply(emulator, TEXT)
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
@@ -309,7 +305,7 @@ async def test_g4f_retry_list_of_our_providers(
     response = await client.chat.completions.create(
         model=MODEL, messages=MESSAGES, provider=IterListProvider([site], shuffle=False)
     )
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
 
 
 async def test_chat_completion_create_async(
@@ -318,7 +314,7 @@ async def test_chat_completion_create_async(
     reply = await g4f.ChatCompletion.create_async(
         MODEL, MESSAGES, provider=site, ignore_working=True
     )
-    assert reply == expected_reply(emulator)
+    assert reply == expected_reply(emulator, TEXT)
 
 
 async def test_client_lists_the_models(g4f: types.ModuleType, site: type[Chatgpt4o]) -> None:
@@ -334,7 +330,7 @@ def test_client(g4f: types.ModuleType, threaded: Threaded) -> None:
     response = g4f.client.Client().chat.completions.create(
         model=MODEL, messages=MESSAGES, provider=site
     )
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
     # (g4f 8.8's blocking client drops the provider's name from the response)
 
 
@@ -348,7 +344,7 @@ def test_client_streams(g4f: types.ModuleType, threaded: Threaded) -> None:
     )
     pieces = [chunk.choices[0].delta.content for chunk in chunks[:-1]]
     assert len(pieces) > 1
-    assert "".join(pieces) == expected_reply(emulator)
+    assert "".join(pieces) == expected_reply(emulator, TEXT)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -362,7 +358,7 @@ def test_chat_completion_create(g4f: types.ModuleType, threaded: Threaded, strea
         pieces = list(result)
         assert len(pieces) > 1
         result = "".join(pieces)
-    assert result == expected_reply(emulator)
+    assert result == expected_reply(emulator, TEXT)
 
 
 def test_chat_completion_honours_the_working_flag(
@@ -377,7 +373,8 @@ def test_chat_completion_honours_the_working_flag(
         g4f.ChatCompletion.create(MODEL, MESSAGES, provider=Down)
 
     assert site.working is True  # for_site() vouches for the site it was given
-    assert g4f.ChatCompletion.create(MODEL, MESSAGES, provider=site) == expected_reply(emulator)
+    reply = g4f.ChatCompletion.create(MODEL, MESSAGES, provider=site)
+    assert reply == expected_reply(emulator, TEXT)
 
 
 # -- chatgpt4o.g4f.register(): providers by name ------------------------------------------
@@ -407,7 +404,7 @@ async def test_provider_by_name_in_the_async_client(
     response = await client.chat.completions.create(
         model=MODEL, messages=MESSAGES, provider="EmulatedChat"
     )
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
     assert response.provider == site.__name__
 
 
@@ -418,9 +415,9 @@ def test_provider_by_name_in_the_blocking_apis(g4f: types.ModuleType, threaded: 
     response = client.chat.completions.create(
         model=MODEL, messages=MESSAGES, provider=site.__name__
     )
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
     reply = g4f.ChatCompletion.create(MODEL, MESSAGES, provider=site.__name__, ignore_working=True)
-    assert reply == expected_reply(emulator)
+    assert reply == expected_reply(emulator, TEXT)
 
 
 def test_provider_and_model_in_one_name(g4f: types.ModuleType, threaded: Threaded) -> None:
@@ -429,7 +426,7 @@ def test_provider_and_model_in_one_name(g4f: types.ModuleType, threaded: Threade
         pytest.skip("g4f reads 'provider:model' names since 8.6")
     chatgpt4o_g4f.register(site)
     reply = g4f.ChatCompletion.create(f"{site.__name__}:{MODEL}", MESSAGES, ignore_working=True)
-    assert reply == expected_reply(emulator)
+    assert reply == expected_reply(emulator, TEXT)
 
 
 def test_register_refuses_a_name_g4f_uses(g4f: types.ModuleType, site: type[Chatgpt4o]) -> None:

@@ -19,17 +19,10 @@ from chatgpt4o import (
 )
 from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
 
-from .conftest import USER_HELLO
+from .conftest import USER_HELLO, expected_reply
 from .proxy import running_proxy
 
 Site = type[Chatgpt4o]
-
-
-def reply_for(emulator: SiteEmulator) -> str:
-    reply = emulator.reply
-    return reply("Привет!") if callable(reply) else reply
-
-
 
 
 async def consume(site: Site) -> str:
@@ -52,7 +45,7 @@ async def test_calls_cancelled_before_the_headers_free_their_connections(
     await asyncio.gather(*calls, return_exceptions=True)
     emulator.clear_faults()
     started = time.monotonic()
-    assert await site.create_async("", USER_HELLO, timeout=5) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO, timeout=5) == expected_reply(emulator)
     assert time.monotonic() - started < 2
 
 
@@ -100,7 +93,7 @@ async def test_a_dead_nonce_is_not_kept_after_nonce_error(
     with pytest.raises(NonceError):
         await site.create_async("", USER_HELLO)
     assert site._nonce is None
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
 
 
 async def test_cold_calls_share_a_failed_scrape(site: Site, emulator: SiteEmulator) -> None:
@@ -116,7 +109,7 @@ async def test_retry_after_is_honoured_on_503(
     site: Site, emulator: SiteEmulator, sleeps: list[float]
 ) -> None:
     emulator.fail_next(Fault.status(503, "busy", headers={"Retry-After": "3"}))
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert sleeps == [3.0]
 
 
@@ -202,7 +195,7 @@ async def test_bad_cookies_fail_before_io_without_echoing_the_value(
 
 
 async def test_infinite_timeout_means_none(site: Site, emulator: SiteEmulator) -> None:
-    assert await site.create_async("", USER_HELLO, timeout=float("inf")) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO, timeout=float("inf")) == expected_reply(emulator)
 
 
 async def test_unknown_browser_profile_is_a_value_error_without_retries(

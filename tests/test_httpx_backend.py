@@ -23,7 +23,7 @@ from chatgpt4o import (
 from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import SiteEmulator
 
-from .conftest import USER_HELLO
+from .conftest import USER_HELLO, expected_reply
 from .proxy import running_proxy
 
 SITE = "https://wp.example"
@@ -257,7 +257,7 @@ async def test_httpx_end_to_end_against_the_emulator(emulator: SiteEmulator) -> 
         url = emulator.url
         backend = "httpx"
 
-    reply = emulator.reply("Привет!") if callable(emulator.reply) else emulator.reply
+    reply = expected_reply(emulator)
     pieces = [p async for p in Local.create_async_generator("", USER_HELLO)]
     assert "".join(pieces) == reply
     assert len(pieces) > 1

@@ -26,17 +26,10 @@ from chatgpt4o import (
 from chatgpt4o._session import shared_session_count
 from chatgpt4o.testing import Fault, SiteEmulator
 
-from .conftest import USER_HELLO
+from .conftest import USER_HELLO, expected_reply
 from .proxy import running_proxy
 
 Site = type[Chatgpt4o]
-
-
-
-
-def reply_for(emulator: SiteEmulator, message: str = "Привет!") -> str:
-    reply = emulator.reply
-    return reply(message) if callable(reply) else reply
 
 
 # -- one deadline ------------------------------------------------------------------------
@@ -96,7 +89,7 @@ async def test_breaking_out_of_a_slow_stream_ends_the_transfer_at_once(
     assert time.monotonic() - started < 1.5
     # the site, the cache and the shared session are fine afterwards
     emulator.stream = False
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == 1
 
 
@@ -126,7 +119,7 @@ async def test_cancelling_a_call_is_prompt_and_harmless(site: Site, emulator: Si
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - started < 0.5
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == 1
     assert shared_session_count() == 1
 
@@ -141,7 +134,7 @@ async def test_cancelling_a_cold_call_leaves_no_half_cache(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert site._nonce is None
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
 
 
 # -- retries -----------------------------------------------------------------------------
@@ -152,7 +145,7 @@ async def test_retryable_statuses(
     site: Site, emulator: SiteEmulator, sleeps: list[float], status: int
 ) -> None:
     emulator.fail_next(Fault.status(status, "busy"), times=2)
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.posts == 3
     assert len(sleeps) == 2
     assert 0.375 <= sleeps[0] <= 0.5  # 0.5 s shortened by up to 25 % jitter
@@ -184,7 +177,7 @@ async def test_max_retries_class_attribute(
         max_retries = 4
 
     emulator.fail_next(Fault.server_error(503), times=4)
-    assert await Patient.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await Patient.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.posts == 5
 
 
@@ -243,7 +236,7 @@ async def test_transport_errors_are_retried(
     site: Site, emulator: SiteEmulator, sleeps: list[float], fault: Fault
 ) -> None:
     emulator.fail_next(fault)
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     # On a reused keep-alive connection curl itself may resend a request whose
     # connection died before any answer; otherwise the policy retries after a sleep.
     assert emulator.posts == 2
@@ -258,7 +251,7 @@ async def test_transport_errors_on_a_fresh_connection_are_retried_by_the_policy(
     site: Site, emulator: SiteEmulator, sleeps: list[float], fault: Fault
 ) -> None:
     emulator.fail_next(fault)
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == 2
     assert len(sleeps) == 1
 
@@ -267,7 +260,7 @@ async def test_page_errors_are_retried_too(
     site: Site, emulator: SiteEmulator, sleeps: list[float]
 ) -> None:
     emulator.fail_next(Fault.server_error(502, target="page"))
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == 2
 
 
@@ -326,7 +319,7 @@ async def test_aclose_closes_and_the_next_call_reopens(site: Site, emulator: Sit
     await Chatgpt4o.aclose()
     assert shared_session_count() == 0
     await chatgpt4o.aclose()  # the module-level spelling; closing twice is fine
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.connections == 2
 
 
@@ -440,7 +433,7 @@ async def test_proxy_with_credentials(site: Site, emulator: SiteEmulator, kind: 
     async with running_proxy(kind) as proxy:
         reply = await site.create_async("", USER_HELLO, proxy=proxy.url)
         await site.create_async("", USER_HELLO, proxy=proxy.url)
-    assert reply == reply_for(emulator)
+    assert reply == expected_reply(emulator)
     assert proxy.refused_auth == 0
     port = int(emulator.url.rsplit(":", 1)[1])
     assert proxy.tunnels
