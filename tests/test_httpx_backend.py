@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -187,22 +187,25 @@ async def test_5xx_retried_over_httpx(
     assert len(no_sleep) == 1
 
 
+# Factories, not instances: an exception raised in a test keeps its traceback, and with it
+# the test's event loop, for as long as the parameter lives (the whole session).
 @pytest.mark.parametrize(
     ("failure", "error"),
     [
-        (httpx.ConnectError("refused"), ProviderConnectionError),
-        (httpx.ReadTimeout("slow"), ProviderTimeoutError),
-        (httpx.RemoteProtocolError("reset"), ProviderConnectionError),
+        (lambda: httpx.ConnectError("refused"), ProviderConnectionError),
+        (lambda: httpx.ReadTimeout("slow"), ProviderTimeoutError),
+        (lambda: httpx.RemoteProtocolError("reset"), ProviderConnectionError),
     ],
+    ids=["ConnectError", "ReadTimeout", "RemoteProtocolError"],
 )
 async def test_transport_errors_map_to_ours(
     site: type[Chatgpt4o],
     router: respx.MockRouter,
     no_sleep: list[float],
-    failure: Exception,
+    failure: Callable[[], Exception],
     error: type[Exception],
 ) -> None:
-    router.get(SITE + "/").mock(side_effect=failure)
+    router.get(SITE + "/").mock(side_effect=failure())
     with pytest.raises(error):
         await site.create_async("", USER_HELLO, max_retries=0)
 
