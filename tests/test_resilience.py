@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import logging
 import subprocess
 import sys
@@ -24,12 +25,17 @@ from chatgpt4o import (
     ServiceError,
 )
 from chatgpt4o._session import shared_session_count
-from chatgpt4o.testing import Fault, SiteEmulator
+from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
 
 from .conftest import USER_HELLO, expected_reply
 from .proxy import running_proxy
 
 Site = type[Chatgpt4o]
+
+
+async def consume(site: Site) -> str:
+    """The whole streamed reply to the greeting."""
+    return "".join([piece async for piece in site.create_async_generator("", USER_HELLO)])
 
 
 # -- one deadline ------------------------------------------------------------------------
@@ -99,13 +105,9 @@ async def test_wait_for_on_a_slow_stream_cancels_promptly(
     emulator.stream = True
     emulator.stream_chunks = 30
     emulator.chunk_delay = 1.0
-
-    async def consume() -> str:
-        return "".join([piece async for piece in site.create_async_generator("", USER_HELLO)])
-
     started = time.monotonic()
     with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(consume(), 1.5)
+        await asyncio.wait_for(consume(site), 1.5)
     assert time.monotonic() - started < 2.5
 
 
@@ -135,6 +137,26 @@ async def test_cancelling_a_cold_call_leaves_no_half_cache(
         await task
     assert site._nonce is None
     assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["create_async", "generator"])
+async def test_calls_cancelled_before_the_headers_free_their_connections(
+    site: Site, emulator: SiteEmulator, streamed: bool
+) -> None:
+    await site.create_async("", USER_HELLO)
+    emulator.fail_next(Fault.stall(30), times=70)  # more than the pool's 64 handles
+    calls = [
+        asyncio.create_task(consume(site) if streamed else site.create_async("", USER_HELLO))
+        for _ in range(70)
+    ]
+    await asyncio.sleep(0.5)
+    for call in calls:
+        call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+    emulator.clear_faults()
+    started = time.monotonic()
+    assert await site.create_async("", USER_HELLO, timeout=5) == expected_reply(emulator)
+    assert time.monotonic() - started < 2
 
 
 # -- retries -----------------------------------------------------------------------------
@@ -199,6 +221,14 @@ async def test_retry_after_http_date_is_honoured(
     assert 3 <= sleeps[0] <= 5
 
 
+async def test_retry_after_is_honoured_on_503(
+    site: Site, emulator: SiteEmulator, sleeps: list[float]
+) -> None:
+    emulator.fail_next(Fault.status(503, "busy", headers={"Retry-After": "3"}))
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
+    assert sleeps == [3.0]
+
+
 async def test_retry_after_beyond_the_deadline_gives_up_at_once(
     site: Site, emulator: SiteEmulator
 ) -> None:
@@ -209,6 +239,27 @@ async def test_retry_after_beyond_the_deadline_gives_up_at_once(
     assert caught.value.retry_after == 60
     assert time.monotonic() - started < 1
     assert emulator.posts == 1
+
+
+async def test_retry_after_past_the_deadline_gives_up_on_503(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    emulator.fail_next(Fault.status(503, "busy", headers={"Retry-After": "60"}), times=3)
+    started = time.monotonic()
+    with pytest.raises(HTTPStatusError) as caught:
+        await site.create_async("", USER_HELLO, timeout=5)
+    assert caught.value.retry_after == 60
+    assert emulator.posts == 1
+    assert time.monotonic() - started < 1
+
+
+async def test_without_a_deadline_a_long_retry_after_is_not_waited_for(
+    site: Site, emulator: SiteEmulator, sleeps: list[float]
+) -> None:
+    emulator.fail_next(Fault.rate_limited(retry_after="3600"))
+    with pytest.raises(Exception, match="429"):
+        await site.create_async("", USER_HELLO, timeout=None)
+    assert sleeps == []
 
 
 @pytest.mark.parametrize(
@@ -323,6 +374,18 @@ async def test_aclose_closes_and_the_next_call_reopens(site: Site, emulator: Sit
     assert emulator.connections == 2
 
 
+async def test_closing_the_session_under_a_call_is_a_connection_error(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    await site.create_async("", USER_HELLO)
+    emulator.fail_next(Fault.stall(3))
+    call = asyncio.create_task(site.create_async("", USER_HELLO, max_retries=0))
+    await asyncio.sleep(0.3)
+    await Chatgpt4o.aclose()
+    with pytest.raises(ProviderConnectionError, match="session was closed"):
+        await call
+
+
 async def test_session_scope(site: Site, emulator: SiteEmulator) -> None:
     async with site.session() as scope:
         await site.create_async("", USER_HELLO)
@@ -375,6 +438,20 @@ def test_no_unclosed_warnings_when_asyncio_run_ends() -> None:
     sessions_first, sessions_second, connections = map(int, result.stdout.split())
     assert (sessions_first, sessions_second) == (1, 1)
     assert connections >= 2  # each loop opened its own connection
+
+
+def test_event_loops_are_freed_after_use() -> None:
+    with EmulatorThread() as emu:
+
+        class Local(Chatgpt4o):
+            url = emu.url
+
+        for _ in range(10):
+            asyncio.run(Local.create_async("", USER_HELLO))
+        list(Local.create_completion("", USER_HELLO))
+    gc.collect()
+    loops = [obj for obj in gc.get_objects() if isinstance(obj, asyncio.AbstractEventLoop)]
+    assert len(loops) <= 2  # not one per call
 
 
 # -- cookies -------------------------------------------------------------------------------
@@ -451,6 +528,26 @@ async def test_wrong_proxy_password_is_a_connection_error(
             await site.create_async("", USER_HELLO, proxy=wrong, max_retries=0)
     assert "wrong-pw" not in str(caught.value)
     assert emulator.requests == []
+
+
+async def test_wrong_http_proxy_password_names_the_proxy(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    async with running_proxy("http") as proxy:
+        wrong = proxy.url.replace(proxy.password, "wrong-pw")
+        with pytest.raises(ProviderConnectionError, match="407") as caught:
+            await site.create_async("", USER_HELLO, proxy=wrong, max_retries=0)
+    assert f"127.0.0.1:{proxy.port}" in str(caught.value)
+    assert "wrong-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("proxy", ["http://bob:pa/ss@127.0.0.1:9", "http://bob:p@ss@127.0.0.1:9"])
+async def test_odd_proxy_passwords_never_show(site: Site, proxy: str) -> None:
+    with pytest.raises((ValueError, ProviderConnectionError)) as caught:
+        await site.create_async("", USER_HELLO, proxy=proxy, max_retries=0, timeout=5)
+    text = str(caught.value)
+    assert "pa/ss" not in text
+    assert "ss@" not in text
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5"])
