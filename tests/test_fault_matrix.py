@@ -19,10 +19,11 @@ from chatgpt4o import (
     ScrapeError,
     ServiceError,
 )
-from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import Fault, SiteEmulator
 
 from .conftest import USER_HELLO, expected_reply
+
+pytestmark = pytest.mark.usefixtures("sleeps")  # retry sleeps are skipped
 
 TIMEOUT = 3.0
 MB = 1024 * 1024
@@ -83,14 +84,6 @@ ROWS = [
     Row("empty page", [Fault.page("")], ScrapeError),
     Row("page 502", [Fault.server_error(502, target="page")], None),
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def skip(seconds: float) -> None:
-        return None
-
-    monkeypatch.setattr(deadline_module, "_sleep", skip)
 
 
 async def call(site: type[Chatgpt4o], stream: bool) -> str:

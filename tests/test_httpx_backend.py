@@ -20,7 +20,6 @@ from chatgpt4o import (
     ResponseError,
     ServiceError,
 )
-from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import SiteEmulator
 
 from .conftest import USER_HELLO, expected_reply
@@ -87,17 +86,6 @@ def site() -> type[Chatgpt4o]:  # type: ignore[override]
 def router() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False, assert_all_mocked=True) as mock:
         yield mock
-
-
-@pytest.fixture
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    slept: list[float] = []
-
-    async def record(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr(deadline_module, "_sleep", record)
-    return slept
 
 
 async def test_the_documented_call_over_httpx(
@@ -178,13 +166,13 @@ async def test_error_answers_over_httpx(
 
 
 async def test_5xx_retried_over_httpx(
-    site: type[Chatgpt4o], router: respx.MockRouter, no_sleep: list[float]
+    site: type[Chatgpt4o], router: respx.MockRouter, sleeps: list[float]
 ) -> None:
     router.get(SITE + "/").respond(200, html=page())
     post = router.post(AJAX).mock(side_effect=[httpx.Response(502), success("after retry")])
     assert await site.create_async("", USER_HELLO) == "after retry"
     assert post.call_count == 2
-    assert len(no_sleep) == 1
+    assert len(sleeps) == 1
 
 
 # Factories, not instances: an exception raised in a test keeps its traceback, and with it
@@ -201,7 +189,7 @@ async def test_5xx_retried_over_httpx(
 async def test_transport_errors_map_to_ours(
     site: type[Chatgpt4o],
     router: respx.MockRouter,
-    no_sleep: list[float],
+    sleeps: list[float],
     failure: Callable[[], Exception],
     error: type[Exception],
 ) -> None:
