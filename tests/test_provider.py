@@ -334,12 +334,10 @@ async def test_a_post_is_never_redirected_into_a_get(site: Site, emulator: SiteE
 
 async def test_the_post_follows_the_page_to_where_it_was_redirected() -> None:
     async with SiteEmulator(reply="old host") as old, SiteEmulator(reply="new host") as new:
-
-        class Moved(Chatgpt4o):
-            url = old.url
-
+        moved = Chatgpt4o.for_site(old.url)
+        moved.reset_cache()
         old.fail_next(Fault.status(301, headers={"Location": new.url + "/"}, target="page"))
-        assert await Moved.create_async("", USER_HELLO) == "new host"
+        assert await moved.create_async("", USER_HELLO) == "new host"
         assert old.posts == 0
         post = new.requests[-1]
         assert post.path == "/wp-admin/admin-ajax.php"
@@ -433,11 +431,9 @@ async def test_deadline_passed_is_a_timeout_error(site: Site, emulator: SiteEmul
 
 
 async def test_connection_refused(unused_tcp_port: int) -> None:
-    class Nowhere(Chatgpt4o):
-        url = f"http://127.0.0.1:{unused_tcp_port}"
-
+    nowhere = Chatgpt4o.for_site(f"http://127.0.0.1:{unused_tcp_port}")
     with pytest.raises(ProviderConnectionError) as caught:
-        await Nowhere.create_async("", USER_HELLO, max_retries=0, timeout=5)
+        await nowhere.create_async("", USER_HELLO, max_retries=0, timeout=5)
     assert isinstance(caught.value, ConnectionError)
     assert not isinstance(caught.value, ProviderTimeoutError)
     assert f"127.0.0.1:{unused_tcp_port}" in str(caught.value)

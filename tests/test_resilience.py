@@ -194,12 +194,10 @@ async def test_backoff_is_capped(site: Site, emulator: SiteEmulator, sleeps: lis
 async def test_max_retries_class_attribute(
     emulator: SiteEmulator, sleeps: list[float]
 ) -> None:
-    class Patient(Chatgpt4o):
-        url = emulator.url
-        max_retries = 4
-
+    patient = Chatgpt4o.for_site(emulator.url, max_retries=4)
+    patient.reset_cache()
     emulator.fail_next(Fault.server_error(503), times=4)
-    assert await Patient.create_async("", USER_HELLO) == expected_reply(emulator)
+    assert await patient.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.posts == 5
 
 
@@ -405,19 +403,18 @@ LEAK_CHECK = textwrap.dedent(
     from chatgpt4o._session import shared_session_count
 
     with EmulatorThread(stream=True) as emu:
-        class Local(Chatgpt4o):
-            url = emu.url
+        local = Chatgpt4o.for_site(emu.url)
 
         async def main():
-            reply = await Local.create_async("", [{"role": "user", "content": "hi"}])
-            async for piece in Local.create_async_generator("", [{"role": "user", "content": "x"}]):
+            reply = await local.create_async("", [{"role": "user", "content": "hi"}])
+            async for piece in local.create_async_generator("", [{"role": "user", "content": "x"}]):
                 break
             return reply, shared_session_count()
 
         first = asyncio.run(main())
         second = asyncio.run(main())   # a new loop gets a new session
         print(first[1], second[1], emu.connections)
-        list(Local.create_completion("", [{"role": "user", "content": "sync"}]))
+        list(local.create_completion("", [{"role": "user", "content": "sync"}]))
     gc.collect()
     """
 )
@@ -442,13 +439,10 @@ def test_no_unclosed_warnings_when_asyncio_run_ends() -> None:
 
 def test_event_loops_are_freed_after_use() -> None:
     with EmulatorThread() as emu:
-
-        class Local(Chatgpt4o):
-            url = emu.url
-
+        local = Chatgpt4o.for_site(emu.url)
         for _ in range(10):
-            asyncio.run(Local.create_async("", USER_HELLO))
-        list(Local.create_completion("", USER_HELLO))
+            asyncio.run(local.create_async("", USER_HELLO))
+        list(local.create_completion("", USER_HELLO))
     gc.collect()
     loops = [obj for obj in gc.get_objects() if isinstance(obj, asyncio.AbstractEventLoop)]
     assert len(loops) <= 2  # not one per call
@@ -489,15 +483,11 @@ async def test_clearance_cookie_lets_a_challenged_site_through(
 async def test_cookie_jars_never_cross_sites() -> None:
     async with SiteEmulator() as one, SiteEmulator() as two:
         one.page_cookies = {"only_for_one": "1"}
-
-        class One(Chatgpt4o):
-            url = one.url
-
-        class Two(Chatgpt4o):
-            url = two.url
-
-        await One.create_async("", USER_HELLO)
-        await Two.create_async("", USER_HELLO)
+        site_one, site_two = Chatgpt4o.for_site(one.url), Chatgpt4o.for_site(two.url)
+        site_one.reset_cache()
+        site_two.reset_cache()
+        await site_one.create_async("", USER_HELLO)
+        await site_two.create_async("", USER_HELLO)
         assert "only_for_one" in one.requests[-1].cookies
         assert all("only_for_one" not in request.cookies for request in two.requests)
 

@@ -458,10 +458,9 @@ async def test_a_mock_transport_passed_as_client_stands_in_for_the_site() -> Non
             content='{"status":"success","data":"Hi from the mock"}',
         )
 
-    class Site(Chatgpt4o):
-        url = "https://wp.example"
-
+    site = Chatgpt4o.for_site("https://wp.example")
+    site.reset_cache()
     messages = [{"role": "user", "content": "hi"}]
-    reply = await Site.create_async("", messages, client=MockTransport(handler))
+    reply = await site.create_async("", messages, client=MockTransport(handler))
     assert reply == "Hi from the mock"
     assert seen == ["GET https://wp.example/", "POST https://wp.example/wp-admin/admin-ajax.php"]
