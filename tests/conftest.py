@@ -12,6 +12,9 @@ from chatgpt4o import Chatgpt4o
 from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import SiteEmulator
 
+#: A provider class, as the tests pass them around.
+Site = type[Chatgpt4o]
+
 USER_HELLO = [{"role": "user", "content": "Привет!"}]
 
 
@@ -29,7 +32,7 @@ async def emulator() -> AsyncIterator[SiteEmulator]:
 
 
 @pytest.fixture
-def site(emulator: SiteEmulator) -> type[Chatgpt4o]:
+def site(emulator: SiteEmulator) -> Site:
     """`Chatgpt4o.for_site` of the emulator, its cache emptied (ports get reused)."""
     provider = Chatgpt4o.for_site(emulator.url)
     provider.reset_cache()

@@ -22,7 +22,7 @@ from chatgpt4o import (
 )
 from chatgpt4o.testing import SiteEmulator
 
-from .conftest import USER_HELLO, expected_reply
+from .conftest import USER_HELLO, Site, expected_reply
 from .proxy import running_proxy
 
 SITE = "https://wp.example"
@@ -70,7 +70,7 @@ def event_stream(*pieces: str) -> httpx.Response:
 
 
 @pytest.fixture
-def respx_site() -> type[Chatgpt4o]:
+def respx_site() -> Site:
     """The provider for SITE on the httpx backend (respx routes stand in for it), cold."""
     provider = Chatgpt4o.for_site(SITE, backend="httpx")
     provider.reset_cache()
@@ -78,7 +78,7 @@ def respx_site() -> type[Chatgpt4o]:
 
 
 @pytest.fixture
-def httpx_site(emulator: SiteEmulator) -> type[Chatgpt4o]:
+def httpx_site(emulator: SiteEmulator) -> Site:
     """The provider for the emulator on the httpx backend, cold."""
     provider = Chatgpt4o.for_site(emulator.url, backend="httpx")
     provider.reset_cache()
@@ -92,7 +92,7 @@ def router() -> Iterator[respx.MockRouter]:
 
 
 async def test_the_documented_call_over_httpx(
-    respx_site: type[Chatgpt4o], router: respx.MockRouter
+    respx_site: Site, router: respx.MockRouter
 ) -> None:
     page_route = router.get(SITE + "/").respond(200, html=page())
     post_route = router.post(AJAX).mock(return_value=success("Привет/hello"))
@@ -111,7 +111,7 @@ async def test_the_documented_call_over_httpx(
 
 
 async def test_cached_page_and_single_flight(
-    respx_site: type[Chatgpt4o], router: respx.MockRouter
+    respx_site: Site, router: respx.MockRouter
 ) -> None:
     import asyncio
 
@@ -122,9 +122,7 @@ async def test_cached_page_and_single_flight(
     assert page_route.call_count == 1
 
 
-async def test_stale_nonce_rescraped_once(
-    respx_site: type[Chatgpt4o], router: respx.MockRouter
-) -> None:
+async def test_stale_nonce_rescraped_once(respx_site: Site, router: respx.MockRouter) -> None:
     router.get(SITE + "/").mock(
         side_effect=[httpx.Response(200, html=page()), httpx.Response(200, html=page(FRESH_NONCE))]
     )
@@ -135,7 +133,7 @@ async def test_stale_nonce_rescraped_once(
     assert sent == [NONCE, FRESH_NONCE]
 
 
-async def test_nonce_rejected_twice(respx_site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+async def test_nonce_rejected_twice(respx_site: Site, router: respx.MockRouter) -> None:
     router.get(SITE + "/").respond(200, html=page())
     stale = httpx.Response(200, json={"status": "error", "msg": "Nonce verification failed"})
     router.post(AJAX).mock(side_effect=[stale, stale])
@@ -143,7 +141,7 @@ async def test_nonce_rejected_twice(respx_site: type[Chatgpt4o], router: respx.M
         await respx_site.create_async("", USER_HELLO)
 
 
-async def test_streaming_over_httpx(respx_site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+async def test_streaming_over_httpx(respx_site: Site, router: respx.MockRouter) -> None:
     router.get(SITE + "/").respond(200, html=page(stream=True))
     router.post(AJAX).mock(return_value=event_stream("Hel", "lo"))
     pieces = [p async for p in respx_site.create_async_generator("", USER_HELLO)]
@@ -162,10 +160,7 @@ async def test_streaming_over_httpx(respx_site: type[Chatgpt4o], router: respx.M
     ],
 )
 async def test_error_answers_over_httpx(
-    respx_site: type[Chatgpt4o],
-    router: respx.MockRouter,
-    answer: httpx.Response,
-    error: type[Exception],
+    respx_site: Site, router: respx.MockRouter, answer: httpx.Response, error: type[Exception]
 ) -> None:
     router.get(SITE + "/").respond(200, html=page())
     router.post(AJAX).mock(return_value=answer)
@@ -174,7 +169,7 @@ async def test_error_answers_over_httpx(
 
 
 async def test_5xx_retried_over_httpx(
-    respx_site: type[Chatgpt4o], router: respx.MockRouter, sleeps: list[float]
+    respx_site: Site, router: respx.MockRouter, sleeps: list[float]
 ) -> None:
     router.get(SITE + "/").respond(200, html=page())
     post = router.post(AJAX).mock(side_effect=[httpx.Response(502), success("after retry")])
@@ -195,7 +190,7 @@ async def test_5xx_retried_over_httpx(
     ids=["ConnectError", "ReadTimeout", "RemoteProtocolError"],
 )
 async def test_transport_errors_map_to_ours(
-    respx_site: type[Chatgpt4o],
+    respx_site: Site,
     router: respx.MockRouter,
     sleeps: list[float],
     failure: Callable[[], Exception],
@@ -206,7 +201,7 @@ async def test_transport_errors_map_to_ours(
         await respx_site.create_async("", USER_HELLO, max_retries=0)
 
 
-async def test_cookies_over_httpx(respx_site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+async def test_cookies_over_httpx(respx_site: Site, router: respx.MockRouter) -> None:
     router.get(SITE + "/").respond(
         200, html=page(), headers={"set-cookie": "wp_visitor=v1; Path=/"}
     )
@@ -218,7 +213,7 @@ async def test_cookies_over_httpx(respx_site: type[Chatgpt4o], router: respx.Moc
 
 
 async def test_users_own_client_is_used_and_left_open(
-    respx_site: type[Chatgpt4o], router: respx.MockRouter
+    respx_site: Site, router: respx.MockRouter
 ) -> None:
     seen: list[str] = []
 
@@ -233,7 +228,7 @@ async def test_users_own_client_is_used_and_left_open(
     assert seen == ["GET", "POST"]
 
 
-async def test_users_own_curl_session_is_used_and_left_open(site: type[Chatgpt4o]) -> None:
+async def test_users_own_curl_session_is_used_and_left_open(site: Site) -> None:
     from curl_cffi.requests import AsyncSession
 
     session: AsyncSession = AsyncSession()  # type: ignore[type-arg]
@@ -245,7 +240,7 @@ async def test_users_own_curl_session_is_used_and_left_open(site: type[Chatgpt4o
 
 
 async def test_httpx_end_to_end_against_the_emulator(
-    httpx_site: type[Chatgpt4o], emulator: SiteEmulator
+    httpx_site: Site, emulator: SiteEmulator
 ) -> None:
     emulator.stream = True
     reply = expected_reply(emulator)
@@ -258,14 +253,14 @@ async def test_httpx_end_to_end_against_the_emulator(
     assert emulator.connections == 1  # keep-alive on httpx too
 
 
-async def test_httpx_through_a_proxy(httpx_site: type[Chatgpt4o]) -> None:
+async def test_httpx_through_a_proxy(httpx_site: Site) -> None:
     async with running_proxy("http") as proxy:
         assert await httpx_site.create_async("", USER_HELLO, proxy=proxy.url)
     assert proxy.tunnels
 
 
 async def test_httpx_timeout_is_one_deadline(
-    httpx_site: type[Chatgpt4o], emulator: SiteEmulator
+    httpx_site: Site, emulator: SiteEmulator
 ) -> None:
     from chatgpt4o.testing import Fault
 

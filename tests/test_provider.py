@@ -26,10 +26,7 @@ from chatgpt4o import (
 )
 from chatgpt4o.testing import Fault, SiteEmulator
 
-from .conftest import USER_HELLO, expected_reply
-
-Site = type[Chatgpt4o]
-
+from .conftest import USER_HELLO, Site, expected_reply
 
 # -- the documented call----------------------------------------------------------------
 

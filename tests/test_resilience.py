@@ -27,10 +27,8 @@ from chatgpt4o import (
 from chatgpt4o._session import shared_session_count
 from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
 
-from .conftest import USER_HELLO, expected_reply
+from .conftest import USER_HELLO, Site, expected_reply
 from .proxy import running_proxy
-
-Site = type[Chatgpt4o]
 
 
 async def consume(site: Site) -> str:
