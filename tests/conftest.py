@@ -10,7 +10,11 @@ import pytest
 
 from chatgpt4o import Chatgpt4o
 from chatgpt4o import _deadline as deadline_module
+from chatgpt4o._pool import Backend
 from chatgpt4o.testing import SiteEmulator
+
+#: The HTTP stacks a transport or session can run on.
+BACKENDS: list[Backend] = ["curl_cffi", "httpx"]
 
 #: A provider class, as the tests pass them around.
 Site = type[Chatgpt4o]
@@ -23,6 +27,21 @@ def expected_reply(emulator: SiteEmulator, message: str = "Привет!") -> st
     reply = emulator.reply(message) if callable(emulator.reply) else emulator.reply
     assert isinstance(reply, str)
     return reply
+
+
+def chat_fields(emulator: SiteEmulator, message: str = "hi") -> dict[str, str]:
+    """The least form the emulator's admin-ajax.php answers with a chat reply."""
+    return {
+        "action": "wpaicg_chat_shortcode_message",
+        "_wpnonce": emulator.current_nonce(),
+        "post_id": "11",
+        "message": message,
+    }
+
+
+def sent_headers(emulator: SiteEmulator, name: str) -> list[str]:
+    """Every value of header `name` in the last request the emulator saw."""
+    return list(emulator.requests[-1].headers.getall(name))  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -49,3 +68,9 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(deadline_module, "_sleep", record)
     return recorded
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each HTTP stack in turn."""
+    return request.param  # type: ignore[no-any-return]

@@ -18,21 +18,7 @@ from chatgpt4o._session import StreamResponse, _with_params
 from chatgpt4o.testing import Fault, MockTransport, Request, Response, SiteEmulator
 from chatgpt4o.testing._emulator import default_reply
 
-BACKENDS: list[Backend] = ["curl_cffi", "httpx"]
-
-
-def chat_fields(emulator: SiteEmulator, message: str = "hi") -> dict[str, str]:
-    return {
-        "action": "wpaicg_chat_shortcode_message",
-        "_wpnonce": emulator.current_nonce(),
-        "post_id": "11",
-        "message": message,
-    }
-
-
-def sent_headers(emulator: SiteEmulator, name: str) -> list[str]:
-    """Every value of header `name` in the last request the emulator saw."""
-    return list(emulator.requests[-1].headers.getall(name))  # type: ignore[attr-defined]
+from .conftest import BACKENDS, chat_fields, sent_headers
 
 
 @pytest.fixture(params=BACKENDS)
@@ -421,11 +407,6 @@ def test_socks_proxy_on_httpx_needs_socksio(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ImportError, match="httpx\\[socks\\]"):
         StreamSession(backend="httpx", proxy="socks5://127.0.0.1:1080")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param  # type: ignore[no-any-return]
 
 
 async def test_cancelling_a_request_is_prompt(backend: Backend, emulator: SiteEmulator) -> None:
