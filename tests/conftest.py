@@ -19,6 +19,9 @@ BACKENDS: list[Backend] = ["curl_cffi", "httpx"]
 #: A provider class, as the tests pass them around.
 Site = type[Chatgpt4o]
 
+#: A provider and its emulator on a thread, from the shipped pytest plugin.
+ThreadedSite = tuple[Site, SiteEmulator]
+
 USER_HELLO = [{"role": "user", "content": "Привет!"}]
 
 
@@ -56,6 +59,13 @@ def site(emulator: SiteEmulator) -> Site:
     provider = Chatgpt4o.for_site(emulator.url)
     provider.reset_cache()
     return provider
+
+
+@pytest.fixture
+def threaded_site(chatgpt4o_provider: Site, chatgpt4o_emulator: SiteEmulator) -> ThreadedSite:
+    """The shipped fixtures: an emulator on a thread and a provider for it, for blocking
+    APIs, which run event loops of their own."""
+    return chatgpt4o_provider, chatgpt4o_emulator
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from chatgpt4o import (
 )
 from chatgpt4o.testing import Fault, SiteEmulator
 
-from .conftest import expected_reply
+from .conftest import ThreadedSite, expected_reply
 
 TEXT = "Привет, g4f!"
 MESSAGES = [{"role": "user", "content": TEXT}]
@@ -102,18 +102,6 @@ def g4f(g4f_module: types.ModuleType, no_network: None) -> Iterator[types.Module
     yield g4f_module
     for name in chatgpt4o_g4f.registered():
         chatgpt4o_g4f.unregister(name)
-
-
-@pytest.fixture
-def threaded(
-    chatgpt4o_provider: type[Chatgpt4o], chatgpt4o_emulator: SiteEmulator
-) -> tuple[type[Chatgpt4o], SiteEmulator]:
-    """A site in its own thread (the shipped fixtures), for g4f's blocking APIs, which
-    run their own loops."""
-    return chatgpt4o_provider, chatgpt4o_emulator
-
-
-Threaded = tuple[type[Chatgpt4o], SiteEmulator]
 
 
 def g4f_version() -> tuple[int, ...]:
@@ -325,8 +313,8 @@ async def test_client_lists_the_models(g4f: types.ModuleType, site: type[Chatgpt
 # -- the blocking APIs: g4f.client.Client and g4f.ChatCompletion --------------------------
 
 
-def test_client(g4f: types.ModuleType, threaded: Threaded) -> None:
-    site, emulator = threaded
+def test_client(g4f: types.ModuleType, threaded_site: ThreadedSite) -> None:
+    site, emulator = threaded_site
     response = g4f.client.Client().chat.completions.create(
         model=MODEL, messages=MESSAGES, provider=site
     )
@@ -334,8 +322,8 @@ def test_client(g4f: types.ModuleType, threaded: Threaded) -> None:
     # (g4f 8.8's blocking client drops the provider's name from the response)
 
 
-def test_client_streams(g4f: types.ModuleType, threaded: Threaded) -> None:
-    site, emulator = threaded
+def test_client_streams(g4f: types.ModuleType, threaded_site: ThreadedSite) -> None:
+    site, emulator = threaded_site
     emulator.stream = True
     chunks = list(
         g4f.client.Client(provider=site).chat.completions.create(
@@ -348,8 +336,10 @@ def test_client_streams(g4f: types.ModuleType, threaded: Threaded) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_chat_completion_create(g4f: types.ModuleType, threaded: Threaded, stream: bool) -> None:
-    site, emulator = threaded
+def test_chat_completion_create(
+    g4f: types.ModuleType, threaded_site: ThreadedSite, stream: bool
+) -> None:
+    site, emulator = threaded_site
     emulator.stream = stream
     result = g4f.ChatCompletion.create(
         MODEL, MESSAGES, provider=site, stream=stream, ignore_working=True
@@ -362,9 +352,9 @@ def test_chat_completion_create(g4f: types.ModuleType, threaded: Threaded, strea
 
 
 def test_chat_completion_honours_the_working_flag(
-    g4f: types.ModuleType, threaded: Threaded
+    g4f: types.ModuleType, threaded_site: ThreadedSite
 ) -> None:
-    site, emulator = threaded
+    site, emulator = threaded_site
 
     class Down(site):  # type: ignore[valid-type,misc]
         working = False  # as Chatgpt4o itself says of the public site
@@ -408,8 +398,10 @@ async def test_provider_by_name_in_the_async_client(
     assert response.provider == site.__name__
 
 
-def test_provider_by_name_in_the_blocking_apis(g4f: types.ModuleType, threaded: Threaded) -> None:
-    site, emulator = threaded
+def test_provider_by_name_in_the_blocking_apis(
+    g4f: types.ModuleType, threaded_site: ThreadedSite
+) -> None:
+    site, emulator = threaded_site
     assert chatgpt4o_g4f.register(site) is site
     client = g4f.client.Client()
     response = client.chat.completions.create(
@@ -420,8 +412,8 @@ def test_provider_by_name_in_the_blocking_apis(g4f: types.ModuleType, threaded: 
     assert reply == expected_reply(emulator, TEXT)
 
 
-def test_provider_and_model_in_one_name(g4f: types.ModuleType, threaded: Threaded) -> None:
-    site, emulator = threaded
+def test_provider_and_model_in_one_name(g4f: types.ModuleType, threaded_site: ThreadedSite) -> None:
+    site, emulator = threaded_site
     if g4f_version() < (8, 6):
         pytest.skip("g4f reads 'provider:model' names since 8.6")
     chatgpt4o_g4f.register(site)

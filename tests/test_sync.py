@@ -5,20 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chatgpt4o import Chatgpt4o
-from chatgpt4o.testing import SiteEmulator
 
-from .conftest import USER_HELLO, expected_reply
-
-
-@pytest.fixture
-def threaded_site(
-    chatgpt4o_provider: type[Chatgpt4o], chatgpt4o_emulator: SiteEmulator
-) -> tuple[type[Chatgpt4o], SiteEmulator]:
-    """The shipped pytest fixtures: an emulator on a thread and a provider for it."""
-    return chatgpt4o_provider, chatgpt4o_emulator
-
-
-ThreadedSite = tuple[type[Chatgpt4o], SiteEmulator]
+from .conftest import USER_HELLO, ThreadedSite, expected_reply
 
 
 def test_create_completion_returns_the_reply(threaded_site: ThreadedSite) -> None:
