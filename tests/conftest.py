@@ -1,6 +1,8 @@
-"""Shared fixtures: a site emulator on loopback in the test's own event loop, a provider
-bound to it, and retry sleeps that are recorded instead of slept; and the helpers the test
-files share: the greeting they send and the reply the emulator gives to it."""
+"""The one copy of each shared fixture: a site emulator on loopback in the test's own event
+loop, a provider bound to it (`Chatgpt4o.for_site`), the shipped emulator on a thread with
+its provider, retry sleeps that are recorded instead of slept, and each HTTP backend; and
+of the helpers the test files share: the greeting they send, the reply the emulator gives,
+the least chat form and the headers a request carried."""
 
 from __future__ import annotations
 
