@@ -2020,8 +2020,8 @@ async def test_counters_and_records(emulator: SiteEmulator, http: aiohttp.Client
     assert b"message+0" in record.raw_body
     assert emulator.requests[-1].cookies == {"a": "1"}
     emulator.reset_counters()
-    counts = (emulator.page_loads, emulator.posts, emulator.connections, emulator.requests)
-    assert counts == (0, 0, 0, [])
+    reset = (emulator.page_loads, emulator.posts, emulator.connections, emulator.requests)
+    assert reset == (0, 0, 0, [])
 
 
 async def test_lifecycle() -> None:
