@@ -16,6 +16,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._base import AsyncGeneratorProvider, AsyncProvider, BaseProvider, ProviderModelMixin
+    from ._discover import discover
     from ._exceptions import (
         CloudflareError,
         HTTPStatusError,
@@ -72,6 +73,7 @@ __all__ = [
     "WordPressChat",
     "__version__",
     "aclose",
+    "discover",
     "format_prompt",
 ]
 
@@ -93,6 +95,7 @@ _HOMES = {
     ),
     "._messages": ("Message", "Messages", "format_prompt"),
     "._provider": ("AIEngine", "Chatgpt4o", "WordPressChat"),
+    "._discover": ("discover",),
     "._pool": ("SessionScope",),
     "._session": ("StreamResponse", "StreamSession"),
     "._streaming": ("ReplyStream",),

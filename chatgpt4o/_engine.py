@@ -166,7 +166,7 @@ class Engine(Generic[Credentials, Prepared]):
 
     def prepare(
         self,
-        messages: Messages,
+        messages: Messages | None,
         *,
         proxy: object,
         timeout: object,
@@ -179,9 +179,11 @@ class Engine(Generic[Credentials, Prepared]):
         client: object | None,
     ) -> Call[Prepared]:
         """Check every argument of a call; raises TypeError or ValueError (or
-        ImportError for a backend that is not installed)."""
-        turns = normalize_messages(messages)
-        prepared = self.protocol.prepare(turns)
+        ImportError for a backend that is not installed). Without `messages` the call
+        can only `read_page`."""
+        turns = normalize_messages(messages) if messages is not None else []
+        # (no messages: a call that only reads the page, and never reads `prepared`)
+        prepared = cast("Prepared", self.protocol.prepare(turns) if messages is not None else None)
         if transport is not None and not isinstance(transport, AsyncTransport):
             raise TypeError(
                 f"transport must be an AsyncTransport, not {type(transport).__name__}"
@@ -241,6 +243,17 @@ class Engine(Generic[Credentials, Prepared]):
             if isinstance(err, ServiceError):
                 self._forget_lost(running)
             raise
+
+    async def read_page(self, call: Call[Prepared]) -> Credentials:
+        """Load the page once (with the call's retries and deadline) and read the
+        credentials on it, without completing them; ScrapeError when it has none."""
+        running = await self._begin(call)
+        try:
+            return await running.retrying.run(
+                lambda: self._load_page(running, fresh=False), self._note_stale
+            )
+        finally:
+            running.deadline.close()
 
     async def _begin(self, call: Call[Prepared]) -> _Running[Prepared]:
         deadline = Deadline(call.timeout)
@@ -364,7 +377,10 @@ class Engine(Generic[Credentials, Prepared]):
         the protocol needs (a session to start, say)."""
         credentials: Credentials | None = None
         stale = cast("Credentials | None", running.stale)
-        if stale is not None:
+        known = self.site.credentials
+        if stale is None and known is not None and self.protocol.complete(known) is not None:
+            credentials = known  # read from the page already, only not complete yet
+        elif stale is not None:
             refresh = self.protocol.refresh(stale)
             if refresh is not None:
                 credentials = self.protocol.read_completion(

@@ -1,5 +1,8 @@
-"""Shared fixtures: a site emulator on loopback in the test's own event loop, a provider
-bound to it, and retry sleeps that are recorded instead of slept."""
+"""The one copy of each shared fixture: a site emulator on loopback in the test's own event
+loop, a provider bound to it (`Chatgpt4o.for_site`), the shipped emulator on a thread with
+its provider, retry sleeps that are recorded instead of slept, and each HTTP backend; and
+of the helpers the test files share: the greeting they send, the reply the emulator gives,
+the least chat form and the headers a request carried."""
 
 from __future__ import annotations
 
@@ -9,9 +12,41 @@ import pytest
 
 from chatgpt4o import Chatgpt4o
 from chatgpt4o import _deadline as deadline_module
+from chatgpt4o._pool import Backend
 from chatgpt4o.testing import SiteEmulator
 
+#: The HTTP stacks a transport or session can run on.
+BACKENDS: list[Backend] = ["curl_cffi", "httpx"]
+
+#: A provider class, as the tests pass them around.
+Site = type[Chatgpt4o]
+
+#: A provider and its emulator on a thread, from the shipped pytest plugin.
+ThreadedSite = tuple[Site, SiteEmulator]
+
 USER_HELLO = [{"role": "user", "content": "Привет!"}]
+
+
+def expected_reply(emulator: SiteEmulator, message: str = "Привет!") -> str:
+    """What the emulator answers to `message` (its reply is a text or a function)."""
+    reply = emulator.reply(message) if callable(emulator.reply) else emulator.reply
+    assert isinstance(reply, str)
+    return reply
+
+
+def chat_fields(emulator: SiteEmulator, message: str = "hi") -> dict[str, str]:
+    """The least form the emulator's admin-ajax.php answers with a chat reply."""
+    return {
+        "action": "wpaicg_chat_shortcode_message",
+        "_wpnonce": emulator.current_nonce(),
+        "post_id": "11",
+        "message": message,
+    }
+
+
+def sent_headers(emulator: SiteEmulator, name: str) -> list[str]:
+    """Every value of header `name` in the last request the emulator saw."""
+    return list(emulator.requests[-1].headers.getall(name))  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -21,11 +56,18 @@ async def emulator() -> AsyncIterator[SiteEmulator]:
 
 
 @pytest.fixture
-def site(emulator: SiteEmulator) -> type[Chatgpt4o]:
+def site(emulator: SiteEmulator) -> Site:
     """`Chatgpt4o.for_site` of the emulator, its cache emptied (ports get reused)."""
     provider = Chatgpt4o.for_site(emulator.url)
     provider.reset_cache()
     return provider
+
+
+@pytest.fixture
+def threaded_site(chatgpt4o_provider: Site, chatgpt4o_emulator: SiteEmulator) -> ThreadedSite:
+    """The shipped fixtures: an emulator on a thread and a provider for it, for blocking
+    APIs, which run event loops of their own."""
+    return chatgpt4o_provider, chatgpt4o_emulator
 
 
 @pytest.fixture
@@ -38,3 +80,9 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(deadline_module, "_sleep", record)
     return recorded
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each HTTP stack in turn."""
+    return request.param  # type: ignore[no-any-return]

@@ -91,16 +91,18 @@ def one_error_line(stderr: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[SiteEmulator]:
+def emulator_thread() -> Iterator[SiteEmulator]:
+    """One emulator on a thread for the module, since the command runs its own loop."""
     with EmulatorThread() as emulator:
         yield emulator
 
 
 @pytest.fixture
-def emu(site: SiteEmulator) -> SiteEmulator:
-    site.clear_faults()
-    site.reset_counters()
-    return site
+def emu(emulator_thread: SiteEmulator) -> SiteEmulator:
+    """The module's emulator, with no faults queued and its counters at zero."""
+    emulator_thread.clear_faults()
+    emulator_thread.reset_counters()
+    return emulator_thread
 
 
 def wait_for(condition: object, timeout: float = 5.0) -> None:

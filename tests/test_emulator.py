@@ -68,23 +68,17 @@ def _no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[SiteEmulator]:
-    async with SiteEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
 
 
-def chat_form(emu: SiteEmulator, message: str = "Hi", **extra: str) -> dict[str, str]:
+def chat_form(emulator: SiteEmulator, message: str = "Hi", **extra: str) -> dict[str, str]:
     form = {
         "action": ACTION,
-        "_wpnonce": emu.current_nonce(),
+        "_wpnonce": emulator.current_nonce(),
         "post_id": "11",
-        "url": emu.url,
+        "url": emulator.url,
         "bot_id": "0",
         "message": message,
         "chatbot_identity": "shortcode",
@@ -94,26 +88,26 @@ def chat_form(emu: SiteEmulator, message: str = "Hi", **extra: str) -> dict[str,
 
 
 async def post(
-    http: aiohttp.ClientSession, emu: SiteEmulator, message: str = "Hi", **extra: Any
+    http: aiohttp.ClientSession, emulator: SiteEmulator, message: str = "Hi", **extra: Any
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
     headers = extra.pop("headers", None)
     async with http.post(
-        emu.ajax_url, data=chat_form(emu, message, **extra), headers=headers
+        emulator.ajax_url, data=chat_form(emulator, message, **extra), headers=headers
     ) as response:
         return response.status, response.headers, await response.read()
 
 
 async def post_json(
-    http: aiohttp.ClientSession, emu: SiteEmulator, message: str = "Hi", **extra: Any
+    http: aiohttp.ClientSession, emulator: SiteEmulator, message: str = "Hi", **extra: Any
 ) -> Any:
-    status, headers, body = await post(http, emu, message, **extra)
+    status, headers, body = await post(http, emulator, message, **extra)
     assert status == 200
     assert headers["Content-Type"] == "application/json; charset=UTF-8"
     return json.loads(body)
 
 
-async def get_page(http: aiohttp.ClientSession, emu: SiteEmulator) -> str:
-    async with http.get(emu.url + "/") as response:
+async def get_page(http: aiohttp.ClientSession, emulator: SiteEmulator) -> str:
+    async with http.get(emulator.url + "/") as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "text/html; charset=UTF-8"
         return await response.text()
@@ -178,12 +172,12 @@ def attribute(page: str, name: str) -> str | None:
 
 
 async def test_standard_page_has_the_protocol_markup(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    page = await get_page(http, emu)
-    nonce = emu.current_nonce()
+    page = await get_page(http, emulator)
+    nonce = emulator.current_nonce()
     assert re.fullmatch(r"[0-9a-f]{10}", nonce)
-    images = f"{emu.url}/wp-content/plugins/gpt3-ai-content-generator/admin/images"
+    images = f"{emulator.url}/wp-content/plugins/gpt3-ai-content-generator/admin/images"
     widget = f"""<div class="wpaicg-chat-shortcode"
      data-user-bg-color="#ccf5e1"
      data-color="#495057"
@@ -196,7 +190,7 @@ async def test_standard_page_has_the_protocol_markup(
      data-ai-bg-color="#d1e8ff"
      data-nonce="{nonce}"
      data-post-id="11"
-     data-url="{emu.url}"
+     data-url="{emulator.url}"
      data-bot-id="0"
      data-width="100%"
      data-height="50%"
@@ -219,17 +213,17 @@ async def test_standard_page_has_the_protocol_markup(
     assert params is not None
     assert json.loads(params.group(1))["search_nonce"] == nonce
     assert json.loads(params.group(1))["logged_in"] == "0"  # localize() makes strings
-    escaped_url = emu.url.replace("/", "\\/")
+    escaped_url = emulator.url.replace("/", "\\/")
     assert f'"ajax_url":"{escaped_url}\\/wp-admin\\/admin-ajax.php"' in params.group(1)
     assert page.index("data-nonce") < page.index("wpaicgParams")  # printed in the footer
     image = re.search(r'id="wpaicg-img-nonce"[^>]*value="([0-9a-f]{10})"', page)
     assert image is not None
-    assert image.group(1) == emu.current_image_nonce() != nonce
+    assert image.group(1) == emulator.current_image_nonce() != nonce
     assert page.index("wpaicg-img-nonce") < page.index("data-nonce")
     rest = re.search(r'"nonce":"([0-9a-f]{10})"', page)
     assert rest is not None
     assert rest.group(1) != nonce
-    assert emu.page_loads == 1
+    assert emulator.page_loads == 1
 
 
 @pytest.mark.parametrize(
@@ -248,12 +242,12 @@ async def test_standard_page_has_the_protocol_markup(
     ],
 )
 async def test_page_variants(
-    emu: SiteEmulator, http: aiohttp.ClientSession, variant: str, post_id: str | None
+    emulator: SiteEmulator, http: aiohttp.ClientSession, variant: str, post_id: str | None
 ) -> None:
-    emu.page_variant = variant
-    emu.post_id = 11
-    page = await get_page(http, emu)
-    nonce = emu.current_nonce()
+    emulator.page_variant = variant
+    emulator.post_id = 11
+    page = await get_page(http, emulator)
+    nonce = emulator.current_nonce()
     assert attribute(page, "data-post-id") == post_id
     widget_nonce = attribute(page, "data-nonce")
     if variant in ("params_only", "no_nonce"):
@@ -269,86 +263,86 @@ async def test_page_variants(
     for hint in hints:
         assert (hint in page) == (variant == "params_only")
     if variant in ("no_post_id", "empty_post_id"):
-        assert not re.search(r"(?<![\w:.#-])11(?!\w)", page.replace(emu.url, ""))
-    assert f'value="{emu.current_image_nonce()}"' in page
+        assert not re.search(r"(?<![\w:.#-])11(?!\w)", page.replace(emulator.url, ""))
+    assert f'value="{emulator.current_image_nonce()}"' in page
 
 
-async def test_variant_specifics(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    nonce = emu.current_nonce()
-    emu.page_variant = "minified"
-    page = await get_page(http, emu)
+async def test_variant_specifics(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    nonce = emulator.current_nonce()
+    emulator.page_variant = "minified"
+    page = await get_page(http, emulator)
     assert "\n" not in page
-    assert f"data-nonce={nonce} data-post-id=11 data-url={emu.url} " in page
-    emu.page_variant = "single_quoted"
-    page = await get_page(http, emu)
+    assert f"data-nonce={nonce} data-post-id=11 data-url={emulator.url} " in page
+    emulator.page_variant = "single_quoted"
+    page = await get_page(http, emulator)
     assert f"     data-nonce='{nonce}'\n" in page
-    emu.page_variant = "reordered"
-    page = await get_page(http, emu)
+    emulator.page_variant = "reordered"
+    page = await get_page(http, emulator)
     tag = re.search(r"<div data-type=\"shortcode\"[^>]*>", page)
     assert tag is not None
     assert tag.group().index("data-bot-id") < tag.group().index("class=")
     assert 'data-nonce-refresh="0"' in tag.group()
-    emu.page_variant = "two_widgets"
-    emu.bot_id = 0
-    page = await get_page(http, emu)
+    emulator.page_variant = "two_widgets"
+    emulator.bot_id = 0
+    page = await get_page(http, emulator)
     bots = re.findall(r'data-bot-id="(\d+)"', page)
     assert bots == ["5", "0"]
     assert page.count(f'data-nonce="{nonce}"') == 2
-    emu.page_variant = "empty_post_id"
-    page = await get_page(http, emu)
+    emulator.page_variant = "empty_post_id"
+    page = await get_page(http, emulator)
     assert '     data-post-id=""\n' in page
     assert "search-results" in page
-    emu.page_variant = "standard"
-    emu.stream = True
-    emu.widget = "widget"
-    page = await get_page(http, emu)
+    emulator.page_variant = "standard"
+    emulator.stream = True
+    emulator.widget = "widget"
+    page = await get_page(http, emulator)
     assert 'class="wpaicg_chat_widget wpaicg_widget_left">\n<div class="wpaicg-chatbox ' in page
     assert '<div class="wpaicg-chatbox wpaicg-chat-widget-no-footer"' in page
     assert 'data-type="widget"' in page
     assert 'data-openai_stream_nav="1"' in page
     assert page.index("</footer>") < page.index("wpaicg-chatbox")  # printed by wp_footer
     with pytest.raises(ValueError, match="page_variant"):
-        emu.page_variant = "fancy"
+        emulator.page_variant = "fancy"
     with pytest.raises(ValueError, match="widget"):
-        emu.widget = "popup"
+        emulator.widget = "popup"
     with pytest.raises(ValueError, match="plugin version"):
-        emu.plugin_version = "latest"
+        emulator.plugin_version = "latest"
     with pytest.raises(ValueError, match="params_style"):
-        emu.params_style = "json"
+        emulator.params_style = "json"
     with pytest.raises(ValueError, match="language"):
-        emu.language = "xx"
+        emulator.language = "xx"
     with pytest.raises(ValueError, match="php_warnings"):
-        emu.php_warnings = "loud"
+        emulator.php_warnings = "loud"
     with pytest.raises(ValueError, match="php_version"):
-        emu.php_version = "5.6"
+        emulator.php_version = "5.6"
 
 
-async def test_page_padding_and_cache(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    plain = len(await get_page(http, emu))
-    emu.page_padding = 20 * 1024 * 1024
+async def test_page_padding_and_cache(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    plain = len(await get_page(http, emulator))
+    emulator.page_padding = 20 * 1024 * 1024
     started = time.perf_counter()
-    async with http.get(emu.url + "/") as response:
+    async with http.get(emulator.url + "/") as response:
         body = await response.read()
     first = time.perf_counter() - started
     assert len(body) >= plain + 20 * 1024 * 1024
     assert body.index(b"wpaicgParams") > 20 * 1024 * 1024
     assert body.index(b"data-nonce") > 20 * 1024 * 1024
     started = time.perf_counter()
-    async with http.get(emu.url + "/") as response:
+    async with http.get(emulator.url + "/") as response:
         assert await response.read() == body
     assert first < 5
     assert time.perf_counter() - started < 5
 
 
-async def test_page_cookies_and_404(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.page_cookies = {"wpaicg_chat_client_id": "abc", "pll_language": "en"}
-    async with http.get(emu.url + "/") as response:
+async def test_page_cookies_and_404(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.page_cookies = {"wpaicg_chat_client_id": "abc", "pll_language": "en"}
+    async with http.get(emulator.url + "/") as response:
         assert response.cookies["pll_language"].value == "en"
         assert response.cookies["wpaicg_chat_client_id"]["path"] == "/"
-    async with http.get(emu.url + "/missing/") as response:
+    async with http.get(emulator.url + "/missing/") as response:
         assert response.status == 404
         assert "This page doesn't seem to exist." in await response.text()
-    assert emu.page_loads == 1
+    assert emulator.page_loads == 1
 
 
 @pytest.mark.parametrize(
@@ -363,14 +357,14 @@ async def test_page_cookies_and_404(emu: SiteEmulator, http: aiohttp.ClientSessi
     ],
 )
 async def test_page_attributes_follow_the_plugin_version(
-    emu: SiteEmulator,
+    emulator: SiteEmulator,
     http: aiohttp.ClientSession,
     version: str,
     present: list[str],
     absent: list[str],
 ) -> None:
-    emu.plugin_version = version
-    page = await get_page(http, emu)
+    emulator.plugin_version = version
+    page = await get_page(http, emulator)
     for name in present:
         assert name in page
     for name in absent:
@@ -389,63 +383,63 @@ async def test_page_attributes_follow_the_plugin_version(
     ],
 )
 async def test_widget_prints_lt_post_id_from_1_9_16_and_the_shortcode_never(
-    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, widget: str, shown: str
+    emulator: SiteEmulator, http: aiohttp.ClientSession, version: str, widget: str, shown: str
 ) -> None:
-    emu.plugin_version = version
-    emu.widget = widget
-    page = await get_page(http, emu)
+    emulator.plugin_version = version
+    emulator.widget = widget
+    page = await get_page(http, emulator)
     assert f'     data-post-id="{shown}"\n' in page
-    emu.page_variant = "empty_post_id"
-    page = await get_page(http, emu)
+    emulator.page_variant = "empty_post_id"
+    page = await get_page(http, emulator)
     assert f'     data-post-id="{"<" if shown.startswith("<") else ""}"\n' in page
 
 
 async def test_assistant_page_says_data_assistant_enabled_true_from_1_8_95(
     http: aiohttp.ClientSession,
 ) -> None:
-    async with SiteEmulator(assistant=True, plugin_version="1.8.95") as emu:
-        assert 'data-assistant-enabled="true"' in await get_page(http, emu)
-        emu.plugin_version = "1.8.94"  # no Assistant mode yet
-        assert "data-assistant-enabled" not in await get_page(http, emu)
+    async with SiteEmulator(assistant=True, plugin_version="1.8.95") as emulator:
+        assert 'data-assistant-enabled="true"' in await get_page(http, emulator)
+        emulator.plugin_version = "1.8.94"  # no Assistant mode yet
+        assert "data-assistant-enabled" not in await get_page(http, emulator)
 
 
 async def test_memory_limit_is_only_a_page_attribute(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.memory_limit = 2
-    emu.plugin_version = "2.2"
-    assert '     data-memory-limit = "2"\n' in await get_page(http, emu)
+    emulator.memory_limit = 2
+    emulator.plugin_version = "2.2"
+    assert '     data-memory-limit = "2"\n' in await get_page(http, emulator)
     turns = history("Human: one", "AI: two", "Human: three", "AI: four")
-    await post_json(http, emu, "five", wpaicg_chat_history=turns)
-    assert len(emu.model_calls[-1]) == 6  # the server never shortens the history
+    await post_json(http, emulator, "five", wpaicg_chat_history=turns)
+    assert len(emulator.model_calls[-1]) == 6  # the server never shortens the history
 
 
 async def test_foreign_params_object_comes_first_with_another_url_and_nonce(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.foreign_params = True
-    page = await get_page(http, emu)
+    emulator.foreign_params = True
+    page = await get_page(http, emulator)
     foreign = re.search(r"var site_vars = (\{.*?\});", page)
     assert foreign is not None
     values = json.loads(foreign.group(1))
-    assert values["ajax_url"] == emu.url + FOREIGN_AJAX_PATH
+    assert values["ajax_url"] == emulator.url + FOREIGN_AJAX_PATH
     assert re.fullmatch(r"[0-9a-f]{10}", values["search_nonce"])
-    assert values["search_nonce"] != emu.current_nonce()
+    assert values["search_nonce"] != emulator.current_nonce()
     assert page.index('"search_nonce"') < page.index("data-nonce") < page.index("wpaicgParams")
     assert page.index("site_vars") < page.index("</head>")
-    status, _, _ = await post(http, emu, _wpnonce=values["search_nonce"])
+    status, _, _ = await post(http, emulator, _wpnonce=values["search_nonce"])
     assert status == 403  # never a chat nonce
-    async with http.post(values["ajax_url"], data=chat_form(emu)) as response:
+    async with http.post(values["ajax_url"], data=chat_form(emulator)) as response:
         assert response.status == 404  # not the chat's endpoint
 
 
 @pytest.mark.parametrize("style", ["inline", "cdata", "base64"])
 async def test_params_style_prints_wpaicg_params_inline_cdata_or_base64(
-    emu: SiteEmulator, http: aiohttp.ClientSession, style: str
+    emulator: SiteEmulator, http: aiohttp.ClientSession, style: str
 ) -> None:
-    emu.params_style = style
-    page = await get_page(http, emu)
-    nonce = emu.current_nonce()
+    emulator.params_style = style
+    page = await get_page(http, emulator)
+    nonce = emulator.current_nonce()
     if style == "base64":
         match = re.search(
             r'<script defer id="wpaicg-init-js-extra" '
@@ -469,11 +463,11 @@ async def test_params_style_prints_wpaicg_params_inline_cdata_or_base64(
 
 
 async def test_footer_padding_puts_wpaicg_params_at_the_end_of_a_multi_megabyte_page(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.page_variant = "params_only"
-    emu.footer_padding = 3 * 1024 * 1024
-    async with http.get(emu.url + "/") as response:
+    emulator.page_variant = "params_only"
+    emulator.footer_padding = 3 * 1024 * 1024
+    async with http.get(emulator.url + "/") as response:
         body = await response.read()
     assert len(body) > 3 * 1024 * 1024
     assert body.index(b"wpaicgParams") > 3 * 1024 * 1024
@@ -482,8 +476,8 @@ async def test_footer_padding_puts_wpaicg_params_at_the_end_of_a_multi_megabyte_
 
 
 async def test_german_site_translates_the_page_texts(http: aiohttp.ClientSession) -> None:
-    async with SiteEmulator(language="de") as emu:
-        page = await get_page(http, emu)
+    async with SiteEmulator(language="de") as emulator:
+        page = await get_page(http, emulator)
     assert '<html lang="de-DE">' in page
     assert 'placeholder="Nachricht eingeben"' in page
     assert '"no_result":"Kein Ergebnis gefunden"' in page
@@ -504,88 +498,88 @@ def test_make_nonce_is_wordpress_formula() -> None:
 
 async def test_nonce_lifetime_rotation_and_decoys(http: aiohttp.ClientSession) -> None:
     now = [1_700_000_000.0]
-    async with SiteEmulator(clock=lambda: now[0], secret=b"s" * 32) as emu:
-        nonce = emu.current_nonce()
+    async with SiteEmulator(clock=lambda: now[0], secret=b"s" * 32) as emulator:
+        nonce = emulator.current_nonce()
         assert nonce == make_nonce(b"s" * 32, nonce_tick(now[0]))
-        assert (await post_json(http, emu))["status"] == "success"
-        emu.advance(DAY_HALF)
-        assert emu.current_nonce() != nonce
-        ok = await post_json(http, emu, _wpnonce=nonce)
+        assert (await post_json(http, emulator))["status"] == "success"
+        emulator.advance(DAY_HALF)
+        assert emulator.current_nonce() != nonce
+        ok = await post_json(http, emulator, _wpnonce=nonce)
         assert ok["status"] == "success"
-        emu.advance(DAY_HALF)
-        emu.plugin_version = "1.8.90"
-        stale = await post_json(http, emu, _wpnonce=nonce)
+        emulator.advance(DAY_HALF)
+        emulator.plugin_version = "1.8.90"
+        stale = await post_json(http, emulator, _wpnonce=nonce)
         assert stale == {"status": "error", "msg": "Nonce verification failed"}
-        image = make_nonce(b"s" * 32, nonce_tick(emu.now()), IMAGE_NONCE_ACTION)
-        assert image == emu.current_image_nonce()
-        assert (await post_json(http, emu, _wpnonce=image))["status"] == "error"
-        page = await get_page(http, emu)
+        image = make_nonce(b"s" * 32, nonce_tick(emulator.now()), IMAGE_NONCE_ACTION)
+        assert image == emulator.current_image_nonce()
+        assert (await post_json(http, emulator, _wpnonce=image))["status"] == "error"
+        page = await get_page(http, emulator)
         rest = re.search(r'"nonce":"([0-9a-f]{10})"', page)
         assert rest is not None
-        assert (await post_json(http, emu, _wpnonce=rest.group(1)))["status"] == "error"
-        assert (await post_json(http, emu, _wpnonce=""))["status"] == "error"
-        assert (await post_json(http, emu, _wpnonce="nönce✓"))["status"] == "error"
-        current = emu.current_nonce()
-        emu.rotate_nonce()
-        assert emu.current_nonce() != current
-        assert (await post_json(http, emu, _wpnonce=current))["status"] == "error"
-        assert (await post_json(http, emu))["status"] == "success"
+        assert (await post_json(http, emulator, _wpnonce=rest.group(1)))["status"] == "error"
+        assert (await post_json(http, emulator, _wpnonce=""))["status"] == "error"
+        assert (await post_json(http, emulator, _wpnonce="nönce✓"))["status"] == "error"
+        current = emulator.current_nonce()
+        emulator.rotate_nonce()
+        assert emulator.current_nonce() != current
+        assert (await post_json(http, emulator, _wpnonce=current))["status"] == "error"
+        assert (await post_json(http, emulator))["status"] == "success"
 
 
 @pytest.mark.parametrize("version", ["1.8.91", "2.0.4", "2.2.9"])
 async def test_stale_nonce_is_bare_403_text_from_1_8_91(
-    emu: SiteEmulator, http: aiohttp.ClientSession, version: str
+    emulator: SiteEmulator, http: aiohttp.ClientSession, version: str
 ) -> None:
-    emu.plugin_version = version
-    status, headers, body = await post(http, emu, _wpnonce="0000000000")
+    emulator.plugin_version = version
+    status, headers, body = await post(http, emulator, _wpnonce="0000000000")
     assert status == 403
     assert headers["Content-Type"] == HTML_TYPE
     assert body == b"The link you followed has expired."
-    referer = {"Referer": emu.url + "/chat-page/", "Origin": emu.url}
-    status, _, body = await post(http, emu, _wpnonce="0000000000", headers=referer)
+    referer = {"Referer": emulator.url + "/chat-page/", "Origin": emulator.url}
+    status, _, body = await post(http, emulator, _wpnonce="0000000000", headers=referer)
     assert status == 403
     assert body.decode() == (
         "The link you followed has expired.</p>"
-        f'<p><a href="{emu.url}/chat-page/">Please try again.</a>'
+        f'<p><a href="{emulator.url}/chat-page/">Please try again.</a>'
     )
     assert b"<html" not in body
     assert b"error-page" not in body
     assert b"wp-die-message" not in body
     foreign = {"Referer": "https://elsewhere.example/"}
-    status, _, body = await post(http, emu, _wpnonce="0000000000", headers=foreign)
+    status, _, body = await post(http, emulator, _wpnonce="0000000000", headers=foreign)
     assert body == b"The link you followed has expired."
 
 
 async def test_stale_nonce_link_follows_wp_get_referer(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
     async def link(referer: str | None, **form: str) -> str | None:
         headers = {"Referer": referer} if referer is not None else None
-        _, _, body = await post(http, emu, _wpnonce="0000000000", headers=headers, **form)
+        _, _, body = await post(http, emulator, _wpnonce="0000000000", headers=headers, **form)
         match = re.search(r'<a href="([^"]*)">Please try again.</a>', body.decode())
         return match.group(1) if match else None
 
-    assert await link(emu.url + "/?updated=1&p=5") == emu.url + "/?p=5"
-    assert await link(emu.url + "/a&b") == emu.url + "/a&#038;b"
-    other_port = re.sub(r":\d+$", ":1", emu.url)  # same host, other port: still this site
+    assert await link(emulator.url + "/?updated=1&p=5") == emulator.url + "/?p=5"
+    assert await link(emulator.url + "/a&b") == emulator.url + "/a&#038;b"
+    other_port = re.sub(r":\d+$", ":1", emulator.url)  # same host, other port: still this site
     assert await link(other_port + "/page/") == other_port + "/page/"
-    assert await link(emu.ajax_url) is None  # the request's own URL
+    assert await link(emulator.ajax_url) is None  # the request's own URL
     assert await link("ftp://127.0.0.1/file") is None
     assert await link(None, _wp_http_referer="/from-a-field/") == "/from-a-field/"
 
 
 async def test_missing_nonce_gets_the_same_answer_as_a_stale_one(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    form = chat_form(emu)
+    form = chat_form(emulator)
     del form["_wpnonce"]
-    async with http.post(emu.ajax_url, data=form) as response:
+    async with http.post(emulator.ajax_url, data=form) as response:
         assert (response.status, await response.read()) == (
             403,
             b"The link you followed has expired.",
         )
-    emu.plugin_version = "1.8.90"
-    async with http.post(emu.ajax_url, data=form) as response:
+    emulator.plugin_version = "1.8.90"
+    async with http.post(emulator.ajax_url, data=form) as response:
         assert json.loads(await response.read()) == {
             "status": "error",
             "msg": "Nonce verification failed",
@@ -593,104 +587,107 @@ async def test_missing_nonce_gets_the_same_answer_as_a_stale_one(
 
 
 async def test_german_site_translates_nonce_failures(http: aiohttp.ClientSession) -> None:
-    async with SiteEmulator(language="de") as emu:
-        headers = {"Referer": emu.url + "/"}
-        status, _, body = await post(http, emu, _wpnonce="0000000000", headers=headers)
+    async with SiteEmulator(language="de") as emulator:
+        headers = {"Referer": emulator.url + "/"}
+        status, _, body = await post(http, emulator, _wpnonce="0000000000", headers=headers)
         assert status == 403
         assert body.decode() == (
             "Der Link, dem du gefolgt bist, ist abgelaufen.</p>"
-            f'<p><a href="{emu.url}/">Bitte versuche es erneut.</a>'
+            f'<p><a href="{emulator.url}/">Bitte versuche es erneut.</a>'
         )
-        emu.plugin_version = "1.8.90"
-        answer = await post_json(http, emu, _wpnonce="0000000000")
+        emulator.plugin_version = "1.8.90"
+        answer = await post_json(http, emulator, _wpnonce="0000000000")
         assert answer == {"status": "error", "msg": "Nonce-Überprüfung fehlgeschlagen"}
-        emu.fail_next(Fault.stale_nonce("are_you_sure"))
-        status, _, body = await post(http, emu)
+        emulator.fail_next(Fault.stale_nonce("are_you_sure"))
+        status, _, body = await post(http, emulator)
         assert (status, body.decode()) == (403, "Bist du sicher, dass du das tun möchtest?")
 
 
 async def test_plugin_2_3_has_no_chat_action(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.plugin_version = "2.3"
+    emulator.plugin_version = "2.3"
     for action in ("wpaicg_chat_shortcode_message", "wpaicg_chatbox_message"):
-        status, headers, body = await post(http, emu, action=action)
+        status, headers, body = await post(http, emulator, action=action)
         assert (status, body) == (400, b"0")
         assert headers["Content-Type"] == "text/html; charset=UTF-8"
 
 
-async def test_wordpress_routing(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    async with http.get(emu.ajax_url) as response:
+async def test_wordpress_routing(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    async with http.get(emulator.ajax_url) as response:
         assert (response.status, await response.read()) == (400, b"0")
-    async with http.post(emu.ajax_url, data={"message": "hi"}) as response:
+    async with http.post(emulator.ajax_url, data={"message": "hi"}) as response:
         assert (response.status, await response.read()) == (400, b"0")
-    status, _, body = await post(http, emu, action="heartbeat")
+    status, _, body = await post(http, emulator, action="heartbeat")
     assert (status, body) == (400, b"0")
-    emu.widget = "widget"
-    answer = await post_json(http, emu, action="wpaicg_chatbox_message")
+    emulator.widget = "widget"
+    answer = await post_json(http, emulator, action="wpaicg_chatbox_message")
     assert answer["status"] == "success"
-    assert emu.posts == 3
+    assert emulator.posts == 3
 
 
 async def test_query_string_fields_depend_on_plugin_version(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    query = urllib.parse.urlencode(chat_form(emu, "from the query"))
+    query = urllib.parse.urlencode(chat_form(emulator, "from the query"))
     for version, expected in (
         ("1.8.90", {"data": default_reply("from the query")}),
         ("1.8.91", {"status": "error", "msg": "It appears that nothing was inputted."}),
     ):
-        emu.plugin_version = version
-        async with http.post(f"{emu.ajax_url}?{query}", data={"x": "1"}) as response:
+        emulator.plugin_version = version
+        async with http.post(f"{emulator.ajax_url}?{query}", data={"x": "1"}) as response:
             answer = json.loads(await response.read())
         for key, value in expected.items():
             assert answer[key] == value
-    assert emu.requests[-1].query["message"] == "from the query"
-    assert emu.requests[-1].form == {"x": "1"}
+    assert emulator.requests[-1].query["message"] == "from the query"
+    assert emulator.requests[-1].form == {"x": "1"}
 
 
 async def test_event_source_get_of_1_8_79_streams_from_the_query_string(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.plugin_version = "1.8.79"
-    emu.stream = True
-    emu.reply = "streamed"
-    form = chat_form(emu, "by GET", wpaicg_chat_client_id="AbCdEfGh12", chat_id="42")
-    async with http.get(emu.ajax_url, params=form) as response:
+    emulator.plugin_version = "1.8.79"
+    emulator.stream = True
+    emulator.reply = "streamed"
+    form = chat_form(emulator, "by GET", wpaicg_chat_client_id="AbCdEfGh12", chat_id="42")
+    async with http.get(emulator.ajax_url, params=form) as response:
         assert response.headers["Content-Type"] == EVENT_STREAM
         events, trailing = parse_stream((await response.read()).decode())
     assert stream_text(events) == "streamed"
     assert json.loads(trailing)["data"] == "streamed"
-    assert emu.model_calls[-1][-1] == {"role": "user", "content": "by GET"}
-    emu.plugin_version = "1.8.91"  # $_POST only: the GET has no message
-    async with http.get(emu.ajax_url, params=form) as response:
+    assert emulator.model_calls[-1][-1] == {"role": "user", "content": "by GET"}
+    emulator.plugin_version = "1.8.91"  # $_POST only: the GET has no message
+    async with http.get(emulator.ajax_url, params=form) as response:
         assert json.loads(await response.read())["msg"] == "It appears that nothing was inputted."
 
 
-async def test_multipart_form(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
+async def test_multipart_form(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
     data = aiohttp.MultipartWriter("form-data")
-    for name, value in chat_form(emu, "multi part ✓").items():
+    for name, value in chat_form(emulator, "multi part ✓").items():
         part = data.append(value)
         part.set_content_disposition("form-data", name=name)
-    async with http.post(emu.ajax_url, data=data) as response:
+    async with http.post(emulator.ajax_url, data=data) as response:
         answer = json.loads(await response.read())
     assert answer["data"] == default_reply("multi part ✓")
-    record = emu.requests[-1]
+    record = emulator.requests[-1]
     assert record.headers["content-type"].startswith("multipart/form-data; boundary=")
     assert record.form["message"] == "multi part ✓"
     assert record.raw_body.startswith(b"--")
 
 
-async def test_expect_100_continue(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
+async def test_expect_100_continue(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
     long_message = "word " * 400  # curl sends "Expect: 100-continue" above 1 KiB
     started = time.perf_counter()
     async with http.post(
-        emu.ajax_url, data=chat_form(emu, long_message), expect100=True, timeout=_seconds(5)
+        emulator.ajax_url,
+        data=chat_form(emulator, long_message),
+        expect100=True,
+        timeout=_seconds(5),
     ) as response:
         answer = json.loads(await response.read())
     assert time.perf_counter() - started < 0.5
     assert answer["data"] == default_reply(long_message.strip())
-    assert emu.requests[-1].headers["Expect"] == "100-continue"
+    assert emulator.requests[-1].headers["Expect"] == "100-continue"
 
 
 # the message and the answers ----------------------------------------------------------
@@ -731,11 +728,11 @@ def test_sanitize_text_field(raw: str, keep_newlines: bool, expected: str) -> No
     ],
 )
 async def test_message_is_cleaned_per_plugin_version(
-    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, sent: str, model_gets: str
+    emulator: SiteEmulator, http: aiohttp.ClientSession, version: str, sent: str, model_gets: str
 ) -> None:
-    emu.plugin_version = version
-    answer = await post_json(http, emu, sent, wpaicg_chat_history="[]")
-    assert emu.model_calls[-1][-1] == {"role": "user", "content": model_gets}
+    emulator.plugin_version = version
+    answer = await post_json(http, emulator, sent, wpaicg_chat_history="[]")
+    assert emulator.model_calls[-1][-1] == {"role": "user", "content": model_gets}
     assert answer["data"].startswith(default_reply(model_gets.strip() or model_gets)[:40])
 
 
@@ -752,37 +749,37 @@ async def test_message_is_cleaned_per_plugin_version(
     ],
 )
 async def test_empty_message_is_php_empty_after_cleaning(
-    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, message: str, empty: bool
+    emulator: SiteEmulator, http: aiohttp.ClientSession, version: str, message: str, empty: bool
 ) -> None:
-    emu.plugin_version = version
-    answer = await post_json(http, emu, message, wpaicg_chat_history="[]")
+    emulator.plugin_version = version
+    answer = await post_json(http, emulator, message, wpaicg_chat_history="[]")
     if empty:
         assert answer == {"status": "error", "msg": "It appears that nothing was inputted."}
-        assert emu.model_calls == []
+        assert emulator.model_calls == []
     else:
         assert answer["status"] == "success"
 
 
 async def test_invalid_utf8_message_empties_or_breaks_the_model_call(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    body = urllib.parse.urlencode(chat_form(emu, "x")).replace("message=x", "message=%FF")
+    body = urllib.parse.urlencode(chat_form(emulator, "x")).replace("message=x", "message=%FF")
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    async with http.post(emu.ajax_url, data=body, headers=headers) as response:
+    async with http.post(emulator.ajax_url, data=body, headers=headers) as response:
         assert json.loads(await response.read())["msg"] == "It appears that nothing was inputted."
-    emu.plugin_version = "2.2"  # no sanitizing: PHP's json_encode of the request fails
-    async with http.post(emu.ajax_url, data=body, headers=headers) as response:
+    emulator.plugin_version = "2.2"  # no sanitizing: PHP's json_encode of the request fails
+    async with http.post(emulator.ajax_url, data=body, headers=headers) as response:
         answer = json.loads(await response.read())
     assert answer["status"] == "error"
     assert answer["msg"].startswith("We could not parse the JSON body of your request.")
-    assert emu.model_calls == []
+    assert emulator.model_calls == []
 
 
 async def test_success_body_is_php_encoded(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.reply = "a/b café 😀"
-    status, headers, body = await post(http, emu)
+    emulator.reply = "a/b café 😀"
+    status, headers, body = await post(http, emulator)
     assert status == 200
     assert headers["Content-Type"] == JSON_TYPE
     assert body == (
@@ -794,17 +791,17 @@ async def test_success_body_is_php_encoded(
     assert b"OpenAI\\u2019s" in body  # the page's excerpt, PHP-escaped
 
 
-async def test_reply_functions(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    assert (await post_json(http, emu, "echo"))["data"] == default_reply("echo")
-    emu.reply = str.upper
-    assert (await post_json(http, emu, "shout"))["data"] == "SHOUT"
+async def test_reply_functions(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    assert (await post_json(http, emulator, "echo"))["data"] == default_reply("echo")
+    emulator.reply = str.upper
+    assert (await post_json(http, emulator, "shout"))["data"] == "SHOUT"
 
     async def slow(message: str) -> str:
         await asyncio.sleep(0)
         return message[::-1]
 
-    emu.reply = slow
-    assert (await post_json(http, emu, "abc"))["data"] == "cba"
+    emulator.reply = slow
+    assert (await post_json(http, emulator, "abc"))["data"] == "cba"
 
     seen: list[list[dict[str, str]]] = []
 
@@ -812,44 +809,44 @@ async def test_reply_functions(emu: SiteEmulator, http: aiohttp.ClientSession) -
         seen.append(messages)
         return f"{message} after {len(messages)} messages"
 
-    emu.reply = with_messages
+    emulator.reply = with_messages
     turns = history("Human: one", "AI: two")
-    answer = await post_json(http, emu, "three", wpaicg_chat_history=turns)
+    answer = await post_json(http, emulator, "three", wpaicg_chat_history=turns)
     assert answer["data"] == "three after 4 messages"
-    assert seen == [emu.model_calls[-1]]
+    assert seen == [emulator.model_calls[-1]]
     seen[0].clear()  # the function gets a copy
-    assert len(emu.model_calls[-1]) == 4
+    assert len(emulator.model_calls[-1]) == 4
 
 
-async def test_banned_ips_and_words(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.banned_words = {" Forbidden "}
-    answer = await post_json(http, emu, "this is FORBIDDEN stuff")
+async def test_banned_ips_and_words(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.banned_words = {" Forbidden "}
+    answer = await post_json(http, emulator, "this is FORBIDDEN stuff")
     assert answer == {
         "status": "error",
         "msg": "Your message contains prohibited words. Please modify your message and try again.",
     }
     # a word of the message, split on spaces, must equal a banned word
-    assert (await post_json(http, emu, "forbiddenness, forbidden!"))["status"] == "success"
-    emu.banned_ips = {"203.0.113.9"}
+    assert (await post_json(http, emulator, "forbiddenness, forbidden!"))["status"] == "success"
+    emulator.banned_ips = {"203.0.113.9"}
     banned = {"status": "error", "msg": "You are not allowed to access this feature."}
     forwarded = {"X-Forwarded-For": " , 203.0.113.9, 10.0.0.1"}
-    assert await post_json(http, emu, headers=forwarded) == banned
-    assert await post_json(http, emu, headers={"Client-IP": "203.0.113.9"}) == banned
+    assert await post_json(http, emulator, headers=forwarded) == banned
+    assert await post_json(http, emulator, headers={"Client-IP": "203.0.113.9"}) == banned
     client_first = {"Client-IP": "198.51.100.1", "X-Forwarded-For": "203.0.113.9"}
-    assert (await post_json(http, emu, headers=client_first))["status"] == "success"
-    assert (await post_json(http, emu))["status"] == "success"
-    emu.banned_ips = {"127.0.0.1"}
-    assert await post_json(http, emu) == banned
+    assert (await post_json(http, emulator, headers=client_first))["status"] == "success"
+    assert (await post_json(http, emulator))["status"] == "success"
+    emulator.banned_ips = {"127.0.0.1"}
+    assert await post_json(http, emulator) == banned
 
 
 async def test_banned_ip_and_words_stream_flag_events_then_the_whole_answer(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.reply = "fine"
-    emu.banned_ips = {"127.0.0.1"}
-    emu.banned_words = {"bad"}
-    _, headers, body = await post(http, emu, "bad and bad again")
+    emulator.stream = True
+    emulator.reply = "fine"
+    emulator.banned_ips = {"127.0.0.1"}
+    emulator.banned_words = {"bad"}
+    _, headers, body = await post(http, emulator, "bad and bad again")
     assert headers["Content-Type"] == EVENT_STREAM
     events, rest = parse_stream(body.decode())
     assert json.loads(events[0]) == {
@@ -863,37 +860,37 @@ async def test_banned_ip_and_words_stream_flag_events_then_the_whole_answer(
     assert [json.loads(event) for event in events[1:3]] == [flagged, flagged]  # one per word
     assert stream_text(events[3:]) == "fine"
     assert (events[-1], rest) == ("[DONE]", "")
-    assert len(emu.model_calls) == 1
+    assert len(emulator.model_calls) == 1
 
 
-async def test_token_limit(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.token_limit = 2
+async def test_token_limit(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.token_limit = 2
     limit = {"msg": "You have reached your token limit.", "tokenLimitReached": True}
     for _ in range(2):
-        answer = await post_json(http, emu, wpaicg_chat_client_id="AAAAAAAAAA")
+        answer = await post_json(http, emulator, wpaicg_chat_client_id="AAAAAAAAAA")
         assert answer["status"] == "success"
-    assert await post_json(http, emu, wpaicg_chat_client_id="AAAAAAAAAA") == limit
-    assert (await post_json(http, emu, wpaicg_chat_client_id="BBBBBBBBBB"))["status"] == (
+    assert await post_json(http, emulator, wpaicg_chat_client_id="AAAAAAAAAA") == limit
+    assert (await post_json(http, emulator, wpaicg_chat_client_id="BBBBBBBBBB"))["status"] == (
         "success"
     )
-    assert (await post_json(http, emu))["status"] == "success"  # per IP
-    assert (await post_json(http, emu))["status"] == "success"
-    assert await post_json(http, emu) == limit
-    emu.stream = True
-    _, _, body = await post(http, emu)
+    assert (await post_json(http, emulator))["status"] == "success"  # per IP
+    assert (await post_json(http, emulator))["status"] == "success"
+    assert await post_json(http, emulator) == limit
+    emulator.stream = True
+    _, _, body = await post(http, emulator)
     assert parse_stream(body.decode()) == ([php_json(limit)], "")
-    emu.reset_token_usage()
-    emu.stream = False
-    assert (await post_json(http, emu))["status"] == "success"
+    emulator.reset_token_usage()
+    emulator.stream = False
+    assert (await post_json(http, emulator))["status"] == "success"
 
 
 # the history and the model ---------------------------------------------------------------
 
 
 async def test_history_builds_the_models_messages(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.plugin_version = "2.2"
+    emulator.plugin_version = "2.2"
     turns = json.dumps(
         [
             {"id": 1, "text": "Human: What is PHP?"},
@@ -906,8 +903,8 @@ async def test_history_builds_the_models_messages(
             {"id": 8, "text": 42},
         ]
     )
-    answer = await post_json(http, emu, "  And now?  ", wpaicg_chat_history=turns)
-    assert emu.model_calls[-1] == [
+    answer = await post_json(http, emulator, "  And now?  ", wpaicg_chat_history=turns)
+    assert emulator.model_calls[-1] == [
         {"role": "user", "content": PROMPT},
         {"role": "user", "content": "What is PHP?"},
         {"role": "assistant", "content": "PHP is a scripting language. Really."},
@@ -918,54 +915,54 @@ async def test_history_builds_the_models_messages(
         {"role": "assistant", "content": "42"},
         {"role": "user", "content": "And now?"},
     ]
-    assert answer["data"] == default_reply("  And now?  ", emu.model_calls[-1])
+    assert answer["data"] == default_reply("  And now?  ", emulator.model_calls[-1])
     assert answer["data"].endswith("(the model saw 7 earlier messages)")
 
 
 async def test_history_as_a_json_object_is_still_an_array_for_php(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
     turns = json.dumps({"a": "Human: first", "b": {"text": "AI: second"}})
-    await post_json(http, emu, "third", wpaicg_chat_history=turns)
-    assert [m["content"] for m in emu.model_calls[-1][1:]] == ["first", "second", "third"]
+    await post_json(http, emulator, "third", wpaicg_chat_history=turns)
+    assert [m["content"] for m in emulator.model_calls[-1][1:]] == ["first", "second", "third"]
 
 
 async def test_history_with_a_quote_is_dropped_silently(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
     turns = history('Human: Say "hello" in Russian.', "AI: Привет.")
-    answer = await post_json(http, emu, "And goodbye?", wpaicg_chat_history=turns)
+    answer = await post_json(http, emulator, "And goodbye?", wpaicg_chat_history=turns)
     assert answer["data"] == default_reply("And goodbye?")
-    assert emu.model_calls[-1] == [
+    assert emulator.model_calls[-1] == [
         {"role": "user", "content": PROMPT},
         {"role": "user", "content": "And goodbye?"},
     ]
     browser = history("Human: Say &quot;hello&quot; in Russian.", "AI: Привет.")
-    await post_json(http, emu, "And goodbye?", wpaicg_chat_history=browser)
-    assert emu.model_calls[-1][1:3] == [
+    await post_json(http, emulator, "And goodbye?", wpaicg_chat_history=browser)
+    assert emulator.model_calls[-1][1:3] == [
         {"role": "user", "content": "Say &quot;hello&quot; in Russian."},
         {"role": "assistant", "content": "Привет."},
     ]
 
 
 async def test_history_escapes_lose_their_backslash(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.plugin_version = "2.2"
+    emulator.plugin_version = "2.2"
     turns = json.dumps([{"text": "Human: a\nb\tc é \\ d"}], ensure_ascii=True)
-    await post_json(http, emu, "x", wpaicg_chat_history=turns)
-    assert emu.model_calls[-1][1] == {"role": "user", "content": "anbtc u00e9  d"}
+    await post_json(http, emulator, "x", wpaicg_chat_history=turns)
+    assert emulator.model_calls[-1][1] == {"role": "user", "content": "anbtc u00e9  d"}
 
 
 @pytest.mark.parametrize(
     "turns", ["5", '"Human: x"', "null", "not json", "[NaN]", "[1,", '{"a":1}extra', "0"]
 )
 async def test_history_that_is_not_an_array_is_dropped(
-    emu: SiteEmulator, http: aiohttp.ClientSession, turns: str
+    emulator: SiteEmulator, http: aiohttp.ClientSession, turns: str
 ) -> None:
-    answer = await post_json(http, emu, "hi", wpaicg_chat_history=turns)
+    answer = await post_json(http, emulator, "hi", wpaicg_chat_history=turns)
     assert answer["status"] == "success"
-    assert len(emu.model_calls[-1]) == 2
+    assert len(emulator.model_calls[-1]) == 2
 
 
 @pytest.mark.parametrize(
@@ -977,86 +974,87 @@ async def test_history_that_is_not_an_array_is_dropped(
     ],
 )
 async def test_history_is_sanitized_per_plugin_version(
-    emu: SiteEmulator,
+    emulator: SiteEmulator,
     http: aiohttp.ClientSession,
     version: str,
     content: str,
     line_break: str | None,
 ) -> None:
-    emu.plugin_version = version
+    emulator.plugin_version = version
     raw = '[{"id":1,"text":"Human: line <b>one</b>  two x"}]'
-    await post_json(http, emu, "next", wpaicg_chat_history=raw)
-    assert emu.model_calls[-1][1] == {"role": "user", "content": content}
+    await post_json(http, emulator, "next", wpaicg_chat_history=raw)
+    assert emulator.model_calls[-1][1] == {"role": "user", "content": content}
     raw = '[{"id":1,"text":"Human: 100%25  sure"}]'  # octets go, and runs of spaces with them
-    await post_json(http, emu, "next", wpaicg_chat_history=raw)
-    assert emu.model_calls[-1][1] == {"role": "user", "content": "100 sure"}
+    await post_json(http, emulator, "next", wpaicg_chat_history=raw)
+    assert emulator.model_calls[-1][1] == {"role": "user", "content": "100 sure"}
     raw = '[{"id":1,"text":"Human: line one\ntwo"}]'  # a raw line break inside a string
-    await post_json(http, emu, "next", wpaicg_chat_history=raw)
+    await post_json(http, emulator, "next", wpaicg_chat_history=raw)
     if line_break is None:
-        assert len(emu.model_calls[-1]) == 2  # json_decode fails: the history is dropped
+        assert len(emulator.model_calls[-1]) == 2  # json_decode fails: the history is dropped
     else:
-        assert emu.model_calls[-1][1] == {"role": "user", "content": line_break}
+        assert emulator.model_calls[-1][1] == {"role": "user", "content": line_break}
 
 
 async def test_history_comes_from_the_query_string_up_to_1_8_90(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
     query = urllib.parse.urlencode({"wpaicg_chat_history": history("Human: q", "AI: a")})
     for version, seen in (("1.8.90", 4), ("1.8.91", 2)):
-        emu.plugin_version = version
-        async with http.post(f"{emu.ajax_url}?{query}", data=chat_form(emu, "now")) as response:
+        emulator.plugin_version = version
+        url = f"{emulator.ajax_url}?{query}"
+        async with http.post(url, data=chat_form(emulator, "now")) as response:
             assert json.loads(await response.read())["status"] == "success"
-        assert len(emu.model_calls[-1]) == seen
+        assert len(emulator.model_calls[-1]) == seen
 
 
 async def test_browser_history_with_the_current_turn_reaches_the_model_twice(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.plugin_version = "1.9.3"  # up to 1.9.3 the browser appends the turn it sends
+    emulator.plugin_version = "1.9.3"  # up to 1.9.3 the browser appends the turn it sends
     turns = history("Human: first", "AI: reply", "Human: second")
-    answer = await post_json(http, emu, "second", wpaicg_chat_history=turns)
-    assert [m["content"] for m in emu.model_calls[-1][-2:]] == ["second", "second"]
+    answer = await post_json(http, emulator, "second", wpaicg_chat_history=turns)
+    assert [m["content"] for m in emulator.model_calls[-1][-2:]] == ["second", "second"]
     assert answer["data"].endswith("(the model saw 3 earlier messages)")
 
 
 async def test_remember_conversation_off_ignores_the_history(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.remember_conversation = False
-    emu.plugin_version = "2.2"
-    emu.php_warnings = "buffered"
-    status, _, body = await post(http, emu, " raw ", wpaicg_chat_history=history("Human: x"))
+    emulator.remember_conversation = False
+    emulator.plugin_version = "2.2"
+    emulator.php_warnings = "buffered"
+    status, _, body = await post(http, emulator, " raw ", wpaicg_chat_history=history("Human: x"))
     assert status == 200
     assert not body.startswith(b"<br />")  # no history warning either
-    assert emu.model_calls[-1] == [
+    assert emulator.model_calls[-1] == [
         {"role": "user", "content": PROMPT},
         {"role": "user", "content": " raw "},  # not trimmed on this path
     ]
 
 
 async def test_history_entry_that_is_an_array_is_fatal_on_php_8(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.plugin_version = "2.2"
+    emulator.plugin_version = "2.2"
     turns = json.dumps([{"text": "Human: ok"}, ["Human: nested"]])
-    status, headers, body = await post(http, emu, "x", wpaicg_chat_history=turns)
+    status, headers, body = await post(http, emulator, "x", wpaicg_chat_history=turns)
     assert (status, headers["Content-Type"]) == (500, HTML_TYPE)
     assert body.decode() == (
         "<p>There has been a critical error on this website.</p><p><a href="
         '"https://wordpress.org/documentation/article/faq-troubleshooting/">'
         "Learn more about troubleshooting WordPress.</a></p>"
     )
-    assert emu.model_calls == []
-    emu.php_warnings = "buffered"
-    _, _, body = await post(http, emu, "x", wpaicg_chat_history=turns)
+    assert emulator.model_calls == []
+    emulator.php_warnings = "buffered"
+    _, _, body = await post(http, emulator, "x", wpaicg_chat_history=turns)
     assert body.startswith(b"<br />\n<b>Fatal error</b>:  Uncaught TypeError: trim()")
     assert f"in <b>{CHAT_FILE}</b> on line <b>1144</b>".encode() in body
-    emu.php_version = "7.4"  # PHP 7 warns, skips the entry and goes on
-    answer = json.loads((await post(http, emu, "x", wpaicg_chat_history=turns))[2].split(
+    emulator.php_version = "7.4"  # PHP 7 warns, skips the entry and goes on
+    answer = json.loads((await post(http, emulator, "x", wpaicg_chat_history=turns))[2].split(
         b"<br />\n"
     )[-1])
     assert answer["status"] == "success"
-    assert len(emu.model_calls[-1]) == 3
+    assert len(emulator.model_calls[-1]) == 3
 
 
 @pytest.mark.parametrize(
@@ -1064,12 +1062,12 @@ async def test_history_entry_that_is_an_array_is_fatal_on_php_8(
     [("11", True), ("11.0", True), ("<11", False), ("", False), ("12", False), ("11a", False)],
 )
 async def test_page_context_only_when_post_id_names_the_pages_post(
-    emu: SiteEmulator, http: aiohttp.ClientSession, post_id: str, context: bool
+    emulator: SiteEmulator, http: aiohttp.ClientSession, post_id: str, context: bool
 ) -> None:
-    answer = await post_json(http, emu, post_id=post_id)
+    answer = await post_json(http, emulator, post_id=post_id)
     prompt = PROMPT if context else BARE_PROMPT
     assert answer["greeting_message"] == prompt
-    assert emu.model_calls[-1][0] == {"role": "user", "content": prompt}
+    assert emulator.model_calls[-1][0] == {"role": "user", "content": prompt}
     assert BARE_PROMPT == (
         "Converse as if you were an AI assistant. Answer the question as truthfully as "
         "possible using the provided text. Tone: Friendly"
@@ -1077,18 +1075,20 @@ async def test_page_context_only_when_post_id_names_the_pages_post(
 
 
 async def test_model_calls_are_recorded_on_the_emulator_and_the_request(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    await post_json(http, emu, "one")
-    await post_json(http, emu, "")  # an empty message never reaches the model
-    await post(http, emu, "two", _wpnonce="0000000000")  # neither does a stale nonce
-    await post_json(http, emu, "three", wpaicg_chat_history=history("Human: one", "AI: 1"))
-    assert [call[-1]["content"] for call in emu.model_calls] == ["one", "three"]
-    assert [len(record.model_calls) for record in emu.requests] == [1, 0, 0, 1]
-    assert emu.requests[-1].model_calls[0] is emu.model_calls[-1]
-    assert all(isinstance(m, dict) and set(m) == {"role", "content"} for m in emu.model_calls[1])
-    emu.reset_counters()
-    assert emu.model_calls == []
+    await post_json(http, emulator, "one")
+    await post_json(http, emulator, "")  # an empty message never reaches the model
+    await post(http, emulator, "two", _wpnonce="0000000000")  # neither does a stale nonce
+    await post_json(http, emulator, "three", wpaicg_chat_history=history("Human: one", "AI: 1"))
+    assert [call[-1]["content"] for call in emulator.model_calls] == ["one", "three"]
+    assert [len(record.model_calls) for record in emulator.requests] == [1, 0, 0, 1]
+    assert emulator.requests[-1].model_calls[0] is emulator.model_calls[-1]
+    assert all(
+        isinstance(m, dict) and set(m) == {"role", "content"} for m in emulator.model_calls[1]
+    )
+    emulator.reset_counters()
+    assert emulator.model_calls == []
 
 
 def test_default_reply_says_how_many_earlier_messages_the_model_saw() -> None:
@@ -1110,21 +1110,21 @@ def history_warning(line: int = 942) -> str:
 
 
 async def test_missing_history_warning_with_buffering_keeps_the_content_type(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.php_warnings = True  # "buffered"
-    assert emu.php_warnings == "buffered"
-    status, headers, body = await post(http, emu)  # no wpaicg_chat_history field
+    emulator.php_warnings = True  # "buffered"
+    assert emulator.php_warnings == "buffered"
+    status, headers, body = await post(http, emulator)  # no wpaicg_chat_history field
     assert (status, headers["Content-Type"]) == (200, JSON_TYPE)
     text = body.decode()
     assert text.startswith(history_warning(942))
     assert json.loads(text[len(history_warning()) :])["status"] == "success"
-    _, _, body = await post(http, emu, wpaicg_chat_history="")  # empty counts as missing
+    _, _, body = await post(http, emulator, wpaicg_chat_history="")  # empty counts as missing
     assert body.decode().startswith(history_warning())
-    _, _, body = await post(http, emu, wpaicg_chat_history="[]")
+    _, _, body = await post(http, emulator, wpaicg_chat_history="[]")
     assert body.startswith(b"{")
-    emu.stream = True
-    _, headers, body = await post(http, emu)
+    emulator.stream = True
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == EVENT_STREAM
     text = body.decode()
     assert text.startswith(history_warning() + "data: {")
@@ -1132,15 +1132,15 @@ async def test_missing_history_warning_with_buffering_keeps_the_content_type(
 
 
 async def test_missing_history_warning_without_buffering_sends_text_html_first(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.php_warnings = "unbuffered"
-    emu.plugin_version = "2.2"
-    _, headers, body = await post(http, emu)
+    emulator.php_warnings = "unbuffered"
+    emulator.plugin_version = "2.2"
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == HTML_TYPE
     assert body.decode().startswith(history_warning(946) + '{"status":"success"')
-    emu.stream = True
-    _, headers, body = await post(http, emu)
+    emulator.stream = True
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == HTML_TYPE
     assert "X-Accel-Buffering" not in headers
     text = body.decode()
@@ -1160,11 +1160,11 @@ async def test_missing_history_warning_without_buffering_sends_text_html_first(
     ("version", "warned"), [("1.8.79", False), ("1.8.90", False), ("1.8.91", True), ("2.2", True)]
 )
 async def test_missing_history_warning_only_from_1_8_91(
-    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, warned: bool
+    emulator: SiteEmulator, http: aiohttp.ClientSession, version: str, warned: bool
 ) -> None:
-    emu.php_warnings = "buffered"
-    emu.plugin_version = version
-    _, _, body = await post(http, emu)
+    emulator.php_warnings = "buffered"
+    emulator.plugin_version = version
+    _, _, body = await post(http, emulator)
     assert body.startswith(b"<br />") == warned
 
 
@@ -1173,12 +1173,12 @@ async def test_missing_history_warning_only_from_1_8_91(
     [("1.8.85", []), ("1.8.86", ["1186"]), ("1.8.91", ["942", "1289"]), ("2.2", ["946", "1500"])],
 )
 async def test_empty_message_warning_from_1_8_86(
-    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, lines: list[str]
+    emulator: SiteEmulator, http: aiohttp.ClientSession, version: str, lines: list[str]
 ) -> None:
-    emu.php_warnings = "buffered"
-    emu.stream = True  # the empty-message answer is JSON even on a streaming site
-    emu.plugin_version = version
-    status, headers, body = await post(http, emu, "")
+    emulator.php_warnings = "buffered"
+    emulator.stream = True  # the empty-message answer is JSON even on a streaming site
+    emulator.plugin_version = version
+    status, headers, body = await post(http, emulator, "")
     assert (status, headers["Content-Type"]) == (200, JSON_TYPE)
     text = body.decode()
     assert re.findall(r"on line <b>(\d+)</b>", text) == lines
@@ -1188,47 +1188,47 @@ async def test_empty_message_warning_from_1_8_86(
 
 
 async def test_other_plugins_notice_precedes_every_answer(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.other_notices = True
-    assert (await post_json(http, emu, wpaicg_chat_history="[]"))["status"] == "success"  # off
-    emu.php_warnings = "buffered"
+    emulator.other_notices = True
+    assert (await post_json(http, emulator, wpaicg_chat_history="[]"))["status"] == "success"  # off
+    emulator.php_warnings = "buffered"
     notice = "<br />\n<b>Deprecated</b>:  Creation of dynamic property"
-    page = await get_page(http, emu)
+    page = await get_page(http, emulator)
     assert page.startswith(notice)
-    status, headers, body = await post(http, emu, _wpnonce="0000000000")
+    status, headers, body = await post(http, emulator, _wpnonce="0000000000")
     assert (status, headers["Content-Type"]) == (403, HTML_TYPE)
     assert body.decode().startswith(notice)
     assert body.decode().endswith("<br />\nThe link you followed has expired.")
-    status, _, body = await post(http, emu, action="nope")
+    status, _, body = await post(http, emulator, action="nope")
     assert (status, body.decode().startswith(notice), body.endswith(b"0")) == (400, True, True)
-    emu.php_warnings = "unbuffered"  # the first notice sends the headers: 200
-    status, headers, body = await post(http, emu, _wpnonce="0000000000")
+    emulator.php_warnings = "unbuffered"  # the first notice sends the headers: 200
+    status, headers, body = await post(http, emulator, _wpnonce="0000000000")
     assert (status, headers["Content-Type"]) == (200, HTML_TYPE)
     assert body.decode().endswith("The link you followed has expired.")
-    status, _, _ = await post(http, emu, action="nope")
+    status, _, _ = await post(http, emulator, action="nope")
     assert status == 200
 
 
 async def test_php_7_prints_notices_instead_of_warnings(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.php_warnings = "buffered"
-    emu.php_version = "7.4"
-    emu.other_notices = True
-    _, _, body = await post(http, emu)
+    emulator.php_warnings = "buffered"
+    emulator.php_version = "7.4"
+    emulator.other_notices = True
+    _, _, body = await post(http, emulator)
     text = body.decode()
     assert "<b>Notice</b>:  Undefined index: page in" in text
     assert "<b>Notice</b>:  Undefined variable: wpaicg_chat_history in" in text
 
 
 async def test_flag_event_then_stream_prints_header_warnings_on_debug_sites(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.php_warnings = "buffered"
-    emu.stream = True
-    emu.banned_ips = {"127.0.0.1"}
-    text = (await post(http, emu, wpaicg_chat_history="[]"))[2].decode()
+    emulator.php_warnings = "buffered"
+    emulator.stream = True
+    emulator.banned_ips = {"127.0.0.1"}
+    text = (await post(http, emulator, wpaicg_chat_history="[]"))[2].decode()
     flag, _, rest = text.partition("\n\n")
     assert json.loads(flag[len("data: ") :])["ipBanned"] is True
     assert rest.count("Cannot modify header information") == 3  # the stream's header() calls
@@ -1381,43 +1381,45 @@ async def test_assistant_stream_with_buffering_discards_earlier_warnings(
 
 
 async def test_assistant_needs_1_8_95(http: aiohttp.ClientSession) -> None:
-    async with SiteEmulator(assistant=True, plugin_version="1.8.94") as emu:
-        answer = await post_json(http, emu)
+    async with SiteEmulator(assistant=True, plugin_version="1.8.94") as emulator:
+        answer = await post_json(http, emulator)
         assert "thread_id" not in answer
-        assert emu.threads == {}
+        assert emulator.threads == {}
 
 
 # the site's language -----------------------------------------------------------------------
 
 
 async def test_german_site_translates_the_plugins_messages(http: aiohttp.ClientSession) -> None:
-    async with SiteEmulator(language="de", token_limit=1) as emu:
+    async with SiteEmulator(language="de", token_limit=1) as emulator:
         # the token limit first, while this client has had one answer
-        answer = await post_json(http, emu, post_id="")
+        answer = await post_json(http, emulator, post_id="")
         assert answer["msg"] == "Etwas ist schiefgelaufen"
         assert answer["greeting_message"] == (
             "Unterhalte dich so, als wärst du ein AI-Assistent. Beantworte die Frage so "
             "ehrlich wie möglich mit dem angegebenen Text. Ton: Freundlich"
         )
-        assert await post_json(http, emu) == {
+        assert await post_json(http, emulator) == {
             "msg": "Du hast dein Token-Limit erreicht.",
             "tokenLimitReached": True,
         }
-        emu.token_limit = None
-        assert (await post_json(http, emu, ""))["msg"] == "Anscheinend wurde nichts eingegeben."
-        emu.banned_words = {"böse"}
-        assert (await post_json(http, emu, "so böse"))["msg"].startswith(
+        emulator.token_limit = None
+        answer = await post_json(http, emulator, "")
+        assert answer["msg"] == "Anscheinend wurde nichts eingegeben."
+        emulator.banned_words = {"böse"}
+        assert (await post_json(http, emulator, "so böse"))["msg"].startswith(
             "Deine Nachricht enthält verbotene Wörter."
         )
-        emu.banned_ips = {"127.0.0.1"}
-        assert (await post_json(http, emu))["msg"] == "Du darfst diese Funktion nicht verwenden."
-        emu.banned_ips = set()
-        emu.fail_next(Fault.ai_unavailable())
-        assert (await post_json(http, emu))["msg"].startswith("Die KI-Instanz")
-        emu.fail_next(Fault.stream_error_event("ipBanned"))
-        events, _ = parse_stream((await post(http, emu))[2].decode())
+        emulator.banned_ips = {"127.0.0.1"}
+        answer = await post_json(http, emulator)
+        assert answer["msg"] == "Du darfst diese Funktion nicht verwenden."
+        emulator.banned_ips = set()
+        emulator.fail_next(Fault.ai_unavailable())
+        assert (await post_json(http, emulator))["msg"].startswith("Die KI-Instanz")
+        emulator.fail_next(Fault.stream_error_event("ipBanned"))
+        events, _ = parse_stream((await post(http, emulator))[2].decode())
         assert json.loads(events[0])["msg"] == "Du darfst diese Funktion nicht verwenden."
-        answer = await post_json(http, emu)
+        answer = await post_json(http, emulator)
         assert answer["greeting_message"].endswith(
             'Ton: Freundlich.\n Aktueller Kontext: "' + POST_TITLE + "\n" + POST_EXCERPT + '"'
         )
@@ -1426,10 +1428,10 @@ async def test_german_site_translates_the_plugins_messages(http: aiohttp.ClientS
 # streaming ----------------------------------------------------------------------------
 
 
-async def test_stream_format(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.stream = True
-    emu.reply = "Héllo wörld, a/b 😀 and a longer tail of words."
-    status, headers, body = await post(http, emu)
+async def test_stream_format(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.stream = True
+    emulator.reply = "Héllo wörld, a/b 😀 and a longer tail of words."
+    status, headers, body = await post(http, emulator)
     assert status == 200
     assert headers["Content-Type"] == EVENT_STREAM
     assert headers["Cache-Control"] == "no-cache"
@@ -1449,7 +1451,7 @@ async def test_stream_format(emu: SiteEmulator, http: aiohttp.ClientSession) -> 
     assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
     assert len({chunk["id"] for chunk in chunks}) == 1
     assert len(chunks) > 10
-    assert stream_text(events) == emu.reply
+    assert stream_text(events) == emulator.reply
     assert '"content":"Héll"'.encode() in body  # upstream chunks are raw UTF-8
 
 
@@ -1458,12 +1460,12 @@ async def test_stream_format(emu: SiteEmulator, http: aiohttp.ClientSession) -> 
     [("1.8.79", True), ("1.8.84", True), ("1.8.85", False), ("1.8.96", False), ("2.2", False)],
 )
 async def test_json_follows_done_only_up_to_1_8_84(
-    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, json_follows: bool
+    emulator: SiteEmulator, http: aiohttp.ClientSession, version: str, json_follows: bool
 ) -> None:
-    emu.stream = True
-    emu.plugin_version = version
-    emu.reply = "a/b 😀"
-    _, headers, body = await post(http, emu)
+    emulator.stream = True
+    emulator.plugin_version = version
+    emulator.reply = "a/b 😀"
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == EVENT_STREAM
     events, trailing = parse_stream(body.decode())
     assert events[-1] == "[DONE]"
@@ -1474,21 +1476,21 @@ async def test_json_follows_done_only_up_to_1_8_84(
         "status": "success",
         "msg": "Something went wrong",
         "greeting_message": PROMPT,
-        "data": emu.reply,
+        "data": emulator.reply,
         "log": False,
     }
     assert "\\/" in trailing
     assert "\\ud83d\\ude00" in trailing
 
 
-async def test_stream_chunks_and_delay(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.stream = True
-    emu.stream_chunks = 3
-    emu.chunk_delay = 0.05
-    emu.reply = "abcdefgh"
+async def test_stream_chunks_and_delay(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.stream = True
+    emulator.stream_chunks = 3
+    emulator.chunk_delay = 0.05
+    emulator.reply = "abcdefgh"
     arrivals = []
     started = time.perf_counter()
-    async with http.post(emu.ajax_url, data=chat_form(emu)) as response:
+    async with http.post(emulator.ajax_url, data=chat_form(emulator)) as response:
         body = b""
         async for piece in response.content.iter_any():
             arrivals.append(time.perf_counter() - started)
@@ -1557,15 +1559,15 @@ def test_php_json_round_trips(text: str) -> None:
     ],
 )  # fmt: skip
 async def test_simple_faults(
-    emu: SiteEmulator,
+    emulator: SiteEmulator,
     http: aiohttp.ClientSession,
     fault: Fault,
     status: int,
     content_type: str,
     check: str,
 ) -> None:
-    emu.fail_next(fault)
-    got_status, headers, body = await post(http, emu)
+    emulator.fail_next(fault)
+    got_status, headers, body = await post(http, emulator)
     assert got_status == status
     assert headers["Content-Type"].startswith(content_type)
     if check in ("", "0", "-1") or check.startswith("{"):
@@ -1577,21 +1579,21 @@ async def test_simple_faults(
     if fault.kind == "cloudflare":
         assert headers["cf-mitigated"] == "challenge"
         assert headers["Server"] == "cloudflare"
-    assert emu.posts == 1
-    assert len(emu.requests) == 1
-    assert (await post_json(http, emu))["status"] == "success"  # consumed
+    assert emulator.posts == 1
+    assert len(emulator.requests) == 1
+    assert (await post_json(http, emulator))["status"] == "success"  # consumed
 
 
-async def test_body_faults(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.fail_next(Fault.rate_limited("7"))
-    _, headers, _ = await post(http, emu)
+async def test_body_faults(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.fail_next(Fault.rate_limited("7"))
+    _, headers, _ = await post(http, emulator)
     assert headers["Retry-After"] == "7"
-    emu.fail_next(Fault.rate_limited("Wed, 21 Oct 2015 07:28:00 GMT"))
-    _, headers, _ = await post(http, emu)
+    emulator.fail_next(Fault.rate_limited("Wed, 21 Oct 2015 07:28:00 GMT"))
+    _, headers, _ = await post(http, emulator)
     assert headers["Retry-After"] == "Wed, 21 Oct 2015 07:28:00 GMT"
 
-    emu.fail_next(Fault.truncated_json())
-    _status, headers, body = await post(http, emu)
+    emulator.fail_next(Fault.truncated_json())
+    _status, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == "application/json; charset=UTF-8"
     full = php_json(
         {
@@ -1606,116 +1608,116 @@ async def test_body_faults(emu: SiteEmulator, http: aiohttp.ClientSession) -> No
     with pytest.raises(json.JSONDecodeError):
         json.loads(body)
 
-    emu.fail_next(Fault.data_wrong_type())
-    assert (await post_json(http, emu))["data"] == 42
-    emu.fail_next(Fault.data_wrong_type(["a", "b"]))
-    answer = await post_json(http, emu)
+    emulator.fail_next(Fault.data_wrong_type())
+    assert (await post_json(http, emulator))["data"] == 42
+    emulator.fail_next(Fault.data_wrong_type(["a", "b"]))
+    answer = await post_json(http, emulator)
     assert (answer["status"], answer["data"]) == ("success", ["a", "b"])
 
-    emu.fail_next(Fault.wrong_content_type())
-    _, headers, body = await post(http, emu)
+    emulator.fail_next(Fault.wrong_content_type())
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == "text/plain; charset=UTF-8"
     assert body == full
 
-    emu.fail_next(Fault.non_utf8())
-    _, headers, body = await post(http, emu)
+    emulator.fail_next(Fault.non_utf8())
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == "application/json; charset=UTF-8"
     with pytest.raises(UnicodeDecodeError):
         body.decode("utf-8")
     assert json.loads(body.decode("latin-1"))["status"] == "success"
 
 
-async def test_transport_faults(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.fail_next(Fault.stall(0.2))
+async def test_transport_faults(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.fail_next(Fault.stall(0.2))
     started = time.perf_counter()
-    assert (await post_json(http, emu))["status"] == "success"
+    assert (await post_json(http, emulator))["status"] == "success"
     assert time.perf_counter() - started >= 0.2
 
-    emu.fail_next(Fault.stall(5))
+    emulator.fail_next(Fault.stall(5))
     with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(post(http, emu), 0.2)
+        await asyncio.wait_for(post(http, emulator), 0.2)
 
-    emu.fail_next(Fault.reset_before_headers())
+    emulator.fail_next(Fault.reset_before_headers())
     with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
-        await post(http, emu)
+        await post(http, emulator)
 
-    emu.fail_next(Fault.reset_after_headers())
-    async with http.post(emu.ajax_url, data=chat_form(emu)) as response:
+    emulator.fail_next(Fault.reset_after_headers())
+    async with http.post(emulator.ajax_url, data=chat_form(emulator)) as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "application/json; charset=UTF-8"
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
 
-    emu.stream = True
-    emu.fail_next(Fault.reset_after_headers())
-    async with http.post(emu.ajax_url, data=chat_form(emu)) as response:
+    emulator.stream = True
+    emulator.fail_next(Fault.reset_after_headers())
+    async with http.post(emulator.ajax_url, data=chat_form(emulator)) as response:
         assert response.headers["Content-Type"] == EVENT_STREAM
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
-    assert emu.posts == 5
+    assert emulator.posts == 5
 
 
-async def test_page_faults_and_fifo(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.fail_next(Fault.page("<html>cached</html>"))
-    emu.fail_next(Fault.server_error(503, target="page"), times=2)
-    emu.fail_next(Fault.upstream_error("first"))
-    emu.fail_next(Fault.upstream_error("second"))
-    assert len(emu.pending_faults()) == 5
-    async with http.get(emu.url + "/") as response:
+async def test_page_faults_and_fifo(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.fail_next(Fault.page("<html>cached</html>"))
+    emulator.fail_next(Fault.server_error(503, target="page"), times=2)
+    emulator.fail_next(Fault.upstream_error("first"))
+    emulator.fail_next(Fault.upstream_error("second"))
+    assert len(emulator.pending_faults()) == 5
+    async with http.get(emulator.url + "/") as response:
         assert (response.status, await response.text()) == (200, "<html>cached</html>")
     for _ in range(2):
-        async with http.get(emu.url + "/") as response:
+        async with http.get(emulator.url + "/") as response:
             assert response.status == 503
-    assert (await get_page(http, emu)).startswith("<!DOCTYPE html>")
-    assert (await post_json(http, emu))["msg"] == "first"
-    assert (await post_json(http, emu))["msg"] == "second"
-    assert emu.page_loads == 4
+    assert (await get_page(http, emulator)).startswith("<!DOCTYPE html>")
+    assert (await post_json(http, emulator))["msg"] == "first"
+    assert (await post_json(http, emulator))["msg"] == "second"
+    assert emulator.page_loads == 4
 
-    emu.fail_next(Fault.cloudflare(target="page"))
-    emu.fail_next(Fault.rate_limited("1", target="page"))
-    emu.fail_next(Fault.stall(0.1, target="page"))
-    async with http.get(emu.url + "/") as response:
+    emulator.fail_next(Fault.cloudflare(target="page"))
+    emulator.fail_next(Fault.rate_limited("1", target="page"))
+    emulator.fail_next(Fault.stall(0.1, target="page"))
+    async with http.get(emulator.url + "/") as response:
         assert response.status == 403
         assert response.headers["cf-mitigated"] == "challenge"
-    async with http.get(emu.url + "/") as response:
+    async with http.get(emulator.url + "/") as response:
         assert (response.status, response.headers["Retry-After"]) == (429, "1")
     started = time.perf_counter()
-    await get_page(http, emu)
+    await get_page(http, emulator)
     assert time.perf_counter() - started >= 0.1
 
     # aiohttp retries an idempotent request once when the connection drops: fail twice
-    emu.fail_next(Fault.reset_before_headers(target="page"), times=2)
+    emulator.fail_next(Fault.reset_before_headers(target="page"), times=2)
     with pytest.raises((aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)):
-        await get_page(http, emu)
-    emu.clear_faults()
-    emu.fail_next(Fault.reset_after_headers(target="page"))
-    async with http.get(emu.url + "/") as response:
+        await get_page(http, emulator)
+    emulator.clear_faults()
+    emulator.fail_next(Fault.reset_after_headers(target="page"))
+    async with http.get(emulator.url + "/") as response:
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
-    emu.fail_next(Fault.upstream_error(), times=3)
-    emu.clear_faults()
-    assert emu.pending_faults() == []
+    emulator.fail_next(Fault.upstream_error(), times=3)
+    emulator.clear_faults()
+    assert emulator.pending_faults() == []
 
 
-async def test_stream_faults(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.stream = True
-    emu.stream_chunks = 4
-    emu.reply = "abcdefgh"
+async def test_stream_faults(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.stream = True
+    emulator.stream_chunks = 4
+    emulator.reply = "abcdefgh"
 
-    emu.fail_next(Fault.stream_no_done())
-    _, headers, body = await post(http, emu)
+    emulator.fail_next(Fault.stream_no_done())
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == EVENT_STREAM
     events, trailing = parse_stream(body.decode())
     assert (stream_text(events), trailing) == ("abcdefgh", "")
     assert "[DONE]" not in events
     assert all('"finish_reason":"stop"' not in event for event in events)
-    emu.fail_next(Fault.stream_no_done(after_chunks=1))
-    events, _ = parse_stream((await post(http, emu))[2].decode())
+    emulator.fail_next(Fault.stream_no_done(after_chunks=1))
+    events, _ = parse_stream((await post(http, emulator))[2].decode())
     assert stream_text(events) == "ab"
 
-    emu.fail_next(Fault.stream_stall(after_chunks=2, seconds=0.2))
+    emulator.fail_next(Fault.stream_stall(after_chunks=2, seconds=0.2))
     started = time.perf_counter()
-    async with http.post(emu.ajax_url, data=chat_form(emu)) as response:
+    async with http.post(emulator.ajax_url, data=chat_form(emulator)) as response:
         received = b""
         while b'"content":"cd"' not in received:
             received += await response.content.readany()
@@ -1726,22 +1728,22 @@ async def test_stream_faults(emu: SiteEmulator, http: aiohttp.ClientSession) -> 
     events, trailing = parse_stream(received.decode())
     assert (stream_text(events), events[-1], trailing) == ("abcdefgh", "[DONE]", "")
 
-    emu.stream = False  # stream faults always stream
-    emu.fail_next(Fault.stream_no_done(after_chunks=0))
-    _, headers, body = await post(http, emu)
+    emulator.stream = False  # stream faults always stream
+    emulator.fail_next(Fault.stream_no_done(after_chunks=0))
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == EVENT_STREAM
     assert stream_text(parse_stream(body.decode())[0]) == ""
 
 
 async def test_stream_cut_up_to_1_8_84_is_followed_by_the_partial_json(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.stream_chunks = 4
-    emu.reply = "abcdefgh"
-    emu.plugin_version = "1.8.84"
-    emu.fail_next(Fault.stream_no_done(after_chunks=2))
-    events, trailing = parse_stream((await post(http, emu))[2].decode())
+    emulator.stream = True
+    emulator.stream_chunks = 4
+    emulator.reply = "abcdefgh"
+    emulator.plugin_version = "1.8.84"
+    emulator.fail_next(Fault.stream_no_done(after_chunks=2))
+    events, trailing = parse_stream((await post(http, emulator))[2].decode())
     assert stream_text(events) == "abcd"
     assert "[DONE]" not in events
     assert json.loads(trailing)["data"] == "abcd"
@@ -1749,13 +1751,13 @@ async def test_stream_cut_up_to_1_8_84_is_followed_by_the_partial_json(
 
 
 async def test_exception_while_streaming_sends_word_frames_then_limited(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.stream_chunks = 4
-    emu.reply = "abcdefgh"
-    emu.fail_next(Fault.stream_limited())
-    events, trailing = parse_sse((await post(http, emu))[2].decode())
+    emulator.stream = True
+    emulator.stream_chunks = 4
+    emulator.reply = "abcdefgh"
+    emulator.fail_next(Fault.stream_limited())
+    events, trailing = parse_sse((await post(http, emulator))[2].decode())
     pieces = [json.loads(data) for name, data in events if name == "" and data.startswith("{")]
     assert "".join(p["choices"][0]["delta"].get("content", "") for p in pieces) == "abcd"
     words = [json.loads(data)["choices"][0]["delta"]["content"] for name, data in events[3:-1]]
@@ -1765,8 +1767,8 @@ async def test_exception_while_streaming_sends_word_frames_then_limited(
     assert (events[-1], trailing) == (("message", "[LIMITED]"), "")
     assert not any(data == "[DONE]" or '"finish_reason"' in data for _, data in events[3:])
 
-    emu.fail_next(Fault.stream_limited(after_chunks=0, msg="Boom [LIMITED] x"))
-    events, _ = parse_sse((await post(http, emu))[2].decode())
+    emulator.fail_next(Fault.stream_limited(after_chunks=0, msg="Boom [LIMITED] x"))
+    events, _ = parse_sse((await post(http, emulator))[2].decode())
     assert events[1:] == [
         ("message", '{"choices":[{"delta":{"content":"Boom"}}]}'),
         ("message", "[LIMITED]"),  # the plugin's own check of each word
@@ -1776,19 +1778,19 @@ async def test_exception_while_streaming_sends_word_frames_then_limited(
 
 
 async def test_token_limit_flag_event_ends_the_answer(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.fail_next(Fault.token_limit())
-    events, rest = parse_stream((await post(http, emu))[2].decode())
+    emulator.stream = True
+    emulator.fail_next(Fault.token_limit())
+    events, rest = parse_stream((await post(http, emulator))[2].decode())
     assert (events, rest) == (
         ['{"msg":"You have reached your token limit.","tokenLimitReached":true}'],
         "",
     )
-    emu.fail_next(Fault.stream_error_event("tokenLimitReached", "Kein Guthaben"))
-    events, _ = parse_stream((await post(http, emu))[2].decode())
+    emulator.fail_next(Fault.stream_error_event("tokenLimitReached", "Kein Guthaben"))
+    events, _ = parse_stream((await post(http, emulator))[2].decode())
     assert events == ['{"msg":"Kein Guthaben","tokenLimitReached":true}']
-    assert emu.model_calls == []
+    assert emulator.model_calls == []
 
 
 @pytest.mark.parametrize(
@@ -1802,11 +1804,11 @@ async def test_token_limit_flag_event_ends_the_answer(
     ],
 )
 async def test_flag_events_exit_or_go_on_like_the_plugin(
-    emu: SiteEmulator, http: aiohttp.ClientSession, flag: str, goes_on: bool
+    emulator: SiteEmulator, http: aiohttp.ClientSession, flag: str, goes_on: bool
 ) -> None:
-    emu.reply = "the answer"
-    emu.fail_next(Fault.stream_error_event(flag))
-    _, headers, body = await post(http, emu)  # flag faults stream even on a plain site
+    emulator.reply = "the answer"
+    emulator.fail_next(Fault.stream_error_event(flag))
+    _, headers, body = await post(http, emulator)  # flag faults stream even on a plain site
     assert headers["Content-Type"] == EVENT_STREAM
     events, rest = parse_stream(body.decode())
     first = json.loads(events[0])
@@ -1820,24 +1822,24 @@ async def test_flag_events_exit_or_go_on_like_the_plugin(
 
 
 async def test_error_object_event_ends_the_stream(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.stream_chunks = 2
-    emu.reply = "abcd"
-    emu.fail_next(Fault.stream_error_object("Rate limit exceeded", after_chunks=1, code=429))
-    events, rest = parse_stream((await post(http, emu))[2].decode())
+    emulator.stream = True
+    emulator.stream_chunks = 2
+    emulator.reply = "abcd"
+    emulator.fail_next(Fault.stream_error_object("Rate limit exceeded", after_chunks=1, code=429))
+    events, rest = parse_stream((await post(http, emulator))[2].decode())
     assert stream_text(events[:-1]) == "ab"
     assert json.loads(events[-1]) == {"error": {"message": "Rate limit exceeded", "code": 429}}
     assert rest == ""
 
 
 async def test_upstream_error_word_frames_are_printed_twice(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.fail_next(Fault.upstream_error("Incorrect API key provided."))
-    _, headers, body = await post(http, emu)
+    emulator.stream = True
+    emulator.fail_next(Fault.upstream_error("Incorrect API key provided."))
+    _, headers, body = await post(http, emulator)
     assert headers["Content-Type"] == EVENT_STREAM
     once = (
         'event: message\ndata: {"choices":[{"delta":{"content":"Incorrect"}}]}\n\n'
@@ -1847,19 +1849,19 @@ async def test_upstream_error_word_frames_are_printed_twice(
         'data: {"choices":[{"finish_reason":"stop"}]}\n\n'
     )
     assert body.decode() == once + once
-    assert len(emu.model_calls) == 2  # the site's HTTP layer called the model again
-    assert emu.requests[-1].model_calls == emu.model_calls
-    emu.fail_next(Fault.upstream_error("Incorrect API key provided.", once=True))
-    assert (await post(http, emu))[2].decode() == once
+    assert len(emulator.model_calls) == 2  # the site's HTTP layer called the model again
+    assert emulator.requests[-1].model_calls == emulator.model_calls
+    emulator.fail_next(Fault.upstream_error("Incorrect API key provided.", once=True))
+    assert (await post(http, emulator))[2].decode() == once
 
 
 async def test_upstream_error_up_to_1_8_84_is_followed_by_a_success_json(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.plugin_version = "1.8.84"
-    emu.fail_next(Fault.upstream_error("Bad key."))
-    body = (await post(http, emu))[2].decode()
+    emulator.stream = True
+    emulator.plugin_version = "1.8.84"
+    emulator.fail_next(Fault.upstream_error("Bad key."))
+    body = (await post(http, emulator))[2].decode()
     frames, _, trailing = body.rpartition('data: {"choices":[{"finish_reason":"stop"}]}\n\n')
     assert frames.count("event: message") == 4
     assert json.loads(trailing) == {
@@ -1872,53 +1874,53 @@ async def test_upstream_error_up_to_1_8_84_is_followed_by_a_success_json(
 
 
 async def test_upstream_error_word_with_a_quote_makes_an_invalid_json_frame(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.fail_next(Fault.upstream_error('The model "gpt-9" does not exist', once=True))
-    events, _ = parse_sse((await post(http, emu))[2].decode())
+    emulator.stream = True
+    emulator.fail_next(Fault.upstream_error('The model "gpt-9" does not exist', once=True))
+    events, _ = parse_sse((await post(http, emulator))[2].decode())
     assert events[2] == ("message", '{"choices":[{"delta":{"content":" "gpt-9""}}]}')
     with pytest.raises(json.JSONDecodeError):
         json.loads(events[2][1])
 
 
 async def test_upstream_error_body_in_pieces_is_passed_through_then_one_frame(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.stream = True
-    emu.fail_next(Fault.upstream_error("Bad key.", whole=True))
-    body = (await post(http, emu))[2].decode()
+    emulator.stream = True
+    emulator.fail_next(Fault.upstream_error("Bad key.", whole=True))
+    body = (await post(http, emulator))[2].decode()
     raw, event, frames = body.partition("event: message")
     assert json.loads(raw)["error"]["message"] == "Bad key."
     assert event + frames == (
         'event: message\ndata: {"choices":[{"delta":{"content":"Bad key."}}]}\n\n'
         'data: {"choices":[{"finish_reason":"stop"}]}\n\n'
     )
-    assert len(emu.model_calls) == 1
+    assert len(emulator.model_calls) == 1
 
 
 async def test_upstream_error_as_plain_json_is_html_escaped_with_the_prompt(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.fail_next(Fault.upstream_error("  You can't use <this> model.  "))
-    answer = await post_json(http, emu)
+    emulator.fail_next(Fault.upstream_error("  You can't use <this> model.  "))
+    answer = await post_json(http, emulator)
     assert answer == {
         "status": "error",
         "msg": "You can&#039;t use &lt;this&gt; model.",
         "greeting_message": PROMPT,
         "log": False,
     }
-    assert len(emu.model_calls) == 1
+    assert len(emulator.model_calls) == 1
 
 
 @pytest.mark.parametrize(("version", "body"), [("1.8.85", ""), ("2.2", ""), ("1.8.84", "json")])
 async def test_unreachable_model_leaves_an_empty_stream_from_1_8_85(
-    emu: SiteEmulator, http: aiohttp.ClientSession, version: str, body: str
+    emulator: SiteEmulator, http: aiohttp.ClientSession, version: str, body: str
 ) -> None:
-    emu.stream = True
-    emu.plugin_version = version
-    emu.fail_next(Fault.upstream_unreachable())
-    status, headers, raw = await post(http, emu)
+    emulator.stream = True
+    emulator.plugin_version = version
+    emulator.fail_next(Fault.upstream_unreachable())
+    status, headers, raw = await post(http, emulator)
     assert status == 200
     if body == "":
         assert raw == b""
@@ -1926,21 +1928,21 @@ async def test_unreachable_model_leaves_an_empty_stream_from_1_8_85(
     else:  # only the plugin's JSON, and nothing printed before it to send the headers
         assert json.loads(raw)["data"] == ""
         assert headers["Content-Type"] == JSON_TYPE
-    assert emu.model_calls == []
-    emu.stream = False
-    emu.fail_next(Fault.upstream_unreachable("cURL error 6: Could not resolve host"))
-    answer = await post_json(http, emu)
+    assert emulator.model_calls == []
+    emulator.stream = False
+    emulator.fail_next(Fault.upstream_unreachable("cURL error 6: Could not resolve host"))
+    answer = await post_json(http, emulator)
     assert (answer["status"], answer["msg"]) == ("error", "cURL error 6: Could not resolve host")
 
 
 async def test_handler_faults_still_check_the_nonce_first(
-    emu: SiteEmulator, http: aiohttp.ClientSession
+    emulator: SiteEmulator, http: aiohttp.ClientSession
 ) -> None:
-    emu.fail_next(Fault.upstream_error())
-    status, _, body = await post(http, emu, _wpnonce="0000000000")
+    emulator.fail_next(Fault.upstream_error())
+    status, _, body = await post(http, emulator, _wpnonce="0000000000")
     assert (status, body) == (403, b"The link you followed has expired.")
-    assert emu.pending_faults() == []  # used up by that request
-    assert (await post_json(http, emu))["status"] == "success"
+    assert emulator.pending_faults() == []  # used up by that request
+    assert (await post_json(http, emulator))["status"] == "success"
 
 
 def test_fault_values() -> None:
@@ -1972,36 +1974,37 @@ def test_fault_values() -> None:
         SiteEmulator().fail_next("reset")  # type: ignore[arg-type]
 
 
-async def test_required_cookies(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    emu.required_cookies = {"cf_clearance": "ok"}
-    async with http.get(emu.url + "/") as response:
+async def test_required_cookies(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.required_cookies = {"cf_clearance": "ok"}
+    async with http.get(emulator.url + "/") as response:
         assert response.status == 403
         assert response.headers["cf-mitigated"] == "challenge"
         assert "<title>Just a moment...</title>" in await response.text()
-    status, headers, _ = await post(http, emu)
+    status, headers, _ = await post(http, emulator)
     assert (status, headers["Server"]) == (403, "cloudflare")
     async with aiohttp.ClientSession(cookies={"cf_clearance": "ok"}) as cleared:
-        assert (await get_page(cleared, emu)).startswith("<!DOCTYPE html>")
-        assert (await post_json(cleared, emu))["status"] == "success"
+        assert (await get_page(cleared, emulator)).startswith("<!DOCTYPE html>")
+        assert (await post_json(cleared, emulator))["status"] == "success"
 
 
 # records and counters -----------------------------------------------------------------
 
 
-async def test_counters_and_records(emu: SiteEmulator, http: aiohttp.ClientSession) -> None:
-    await get_page(http, emu)
+async def test_counters_and_records(emulator: SiteEmulator, http: aiohttp.ClientSession) -> None:
+    await get_page(http, emulator)
     for index in range(4):
         await post_json(
             http,
-            emu,
+            emulator,
             f"message {index}",
-            headers={"X-Requested-With": "XMLHttpRequest", "Referer": emu.url + "/"},
+            headers={"X-Requested-With": "XMLHttpRequest", "Referer": emulator.url + "/"},
         )
-    assert (emu.page_loads, emu.posts, emu.connections, len(emu.requests)) == (1, 4, 1, 5)
+    counts = (emulator.page_loads, emulator.posts, emulator.connections, len(emulator.requests))
+    assert counts == (1, 4, 1, 5)
     async with aiohttp.ClientSession(cookies={"a": "1"}) as other:
-        await get_page(other, emu)
-    assert emu.connections == 2
-    record = emu.requests[1]
+        await get_page(other, emulator)
+    assert emulator.connections == 2
+    record = emulator.requests[1]
     assert isinstance(record, RecordedRequest)
     assert (record.method, record.path, record.query) == (
         "POST",
@@ -2015,9 +2018,10 @@ async def test_counters_and_records(emu: SiteEmulator, http: aiohttp.ClientSessi
     assert record.peer[0] == "127.0.0.1"
     assert record.peer[1] > 0
     assert b"message+0" in record.raw_body
-    assert emu.requests[-1].cookies == {"a": "1"}
-    emu.reset_counters()
-    assert (emu.page_loads, emu.posts, emu.connections, emu.requests) == (0, 0, 0, [])
+    assert emulator.requests[-1].cookies == {"a": "1"}
+    emulator.reset_counters()
+    reset = (emulator.page_loads, emulator.posts, emulator.connections, emulator.requests)
+    assert reset == (0, 0, 0, [])
 
 
 async def test_lifecycle() -> None:

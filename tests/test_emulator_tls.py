@@ -14,12 +14,10 @@ import pytest
 from chatgpt4o import Chatgpt4o, ProviderConnectionError
 from chatgpt4o.testing import EmulatorThread, SiteEmulator
 
+from .conftest import USER_HELLO
 from .emulator_process import emulator_process
 
 trustme = pytest.importorskip("trustme")
-
-HELLO = [{"role": "user", "content": "hi"}]
-
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
@@ -45,13 +43,10 @@ async def test_provider_trusting_the_ca_talks_to_the_https_emulator(
 ) -> None:
     async with SiteEmulator(ssl_context=server_context, reply="over TLS") as site:
         assert re.fullmatch(r"https://127\.0\.0\.1:\d+", site.url)
-
-        class Secure(Chatgpt4o):
-            url = site.url
-            verify = ca_file
-
+        secure = Chatgpt4o.for_site(site.url, verify=ca_file)
+        secure.reset_cache()
         for _ in range(3):
-            assert await Secure.create_async("", HELLO) == "over TLS"
+            assert await secure.create_async("", USER_HELLO) == "over TLS"
         assert (site.page_loads, site.posts) == (1, 3)
         assert site.requests[0].form == {}  # the page GET
         assert site.requests[1].form["url"] == site.url
@@ -61,35 +56,26 @@ async def test_streaming_over_tls(server_context: ssl.SSLContext, ca_file: str) 
     async with SiteEmulator(
         ssl_context=server_context, reply="abcdefgh", stream=True, stream_chunks=4
     ) as site:
-
-        class Secure(Chatgpt4o):
-            url = site.url
-            verify = ca_file
-
-        pieces = [piece async for piece in Secure.create_async_generator("", HELLO)]
+        secure = Chatgpt4o.for_site(site.url, verify=ca_file)
+        pieces = [piece async for piece in secure.create_async_generator("", USER_HELLO)]
         assert pieces == ["ab", "cd", "ef", "gh"]
 
 
 async def test_an_untrusted_certificate_is_refused(server_context: ssl.SSLContext) -> None:
     async with SiteEmulator(ssl_context=server_context) as site:
-
-        class Trusting(Chatgpt4o):
-            url = site.url  # verify = True: the system's CAs, which never saw this CA
-
+        # verify = True: the system's CAs, which never saw this CA
+        trusting = Chatgpt4o.for_site(site.url)
+        trusting.reset_cache()
         with pytest.raises(ProviderConnectionError):
-            await Trusting.create_async("", HELLO, max_retries=0)
+            await trusting.create_async("", USER_HELLO, max_retries=0)
         assert site.posts == 0
 
 
 def test_emulator_thread_serves_https(server_context: ssl.SSLContext, ca_file: str) -> None:
     with EmulatorThread(ssl_context=server_context, reply="threaded") as site:
-
-        class Secure(Chatgpt4o):
-            url = site.url
-            verify = ca_file
-
+        secure = Chatgpt4o.for_site(site.url, verify=ca_file)
         assert site.url.startswith("https://")
-        assert "".join(Secure.create_completion("", HELLO)) == "threaded"
+        assert "".join(secure.create_completion("", USER_HELLO)) == "threaded"
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
@@ -105,11 +91,9 @@ def test_command_line_certfile_keyfile_and_stats(
     tls = ["--certfile", str(certfile), "--keyfile", str(keyfile)]
     with emulator_process("--reply", "cli tls", *tls, "--stats") as (process, site_url):
         assert re.fullmatch(r"https://127\.0\.0\.1:\d+", site_url)
-
-        class Secure(Chatgpt4o):
-            url = site_url
-            verify = ca_file
-        assert "".join(Secure.create_completion("", HELLO)) == "cli tls"
+        secure = Chatgpt4o.for_site(site_url, verify=ca_file)
+        secure.reset_cache()
+        assert "".join(secure.create_completion("", USER_HELLO)) == "cli tls"
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=10)
         assert process.returncode == 0, err

@@ -32,9 +32,7 @@ from chatgpt4o.protocols.base import (
 )
 from chatgpt4o.testing import Fault, SiteEmulator
 
-from .conftest import USER_HELLO
-
-Site = type[Chatgpt4o]
+from .conftest import USER_HELLO, Site
 
 # -- one budget per call ------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from chatgpt4o import (
-    Chatgpt4o,
     CloudflareError,
     HTTPStatusError,
     ProviderError,
@@ -19,10 +18,11 @@ from chatgpt4o import (
     ScrapeError,
     ServiceError,
 )
-from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import Fault, SiteEmulator
 
-from .conftest import USER_HELLO
+from .conftest import USER_HELLO, Site, expected_reply
+
+pytestmark = pytest.mark.usefixtures("sleeps")  # retry sleeps are skipped
 
 TIMEOUT = 3.0
 MB = 1024 * 1024
@@ -85,15 +85,7 @@ ROWS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def no_retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def skip(seconds: float) -> None:
-        return None
-
-    monkeypatch.setattr(deadline_module, "_sleep", skip)
-
-
-async def call(site: type[Chatgpt4o], stream: bool) -> str:
+async def call(site: Site, stream: bool) -> str:
     if stream:
         pieces = [p async for p in site.create_async_generator("", USER_HELLO, timeout=TIMEOUT)]
         return "".join(pieces)
@@ -101,13 +93,13 @@ async def call(site: type[Chatgpt4o], stream: bool) -> str:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
-async def test_fault_matrix(site: type[Chatgpt4o], emulator: SiteEmulator, row: Row) -> None:
+async def test_fault_matrix(site: Site, emulator: SiteEmulator, row: Row) -> None:
     for name, value in row.settings.items():
         setattr(emulator, name, value)
     emulator.stream = row.stream
     for fault in row.faults:
         emulator.fail_next(fault, times=row.times)
-    expected = emulator.reply("Привет!") if callable(emulator.reply) else emulator.reply
+    expected = expected_reply(emulator)
 
     started = time.monotonic()
     if row.expect is None:
@@ -126,7 +118,7 @@ async def test_fault_matrix(site: type[Chatgpt4o], emulator: SiteEmulator, row: 
 
 
 async def test_twenty_megabyte_page_is_read_only_up_to_the_widget(
-    site: type[Chatgpt4o], emulator: SiteEmulator
+    site: Site, emulator: SiteEmulator
 ) -> None:
     nonce = emulator.current_nonce()
     filler = "<!-- " + "x" * (MB - 10) + " -->\n"
@@ -141,7 +133,7 @@ async def test_twenty_megabyte_page_is_read_only_up_to_the_widget(
 
 
 async def test_widget_beyond_the_read_cap_is_not_found(
-    site: type[Chatgpt4o], emulator: SiteEmulator
+    site: Site, emulator: SiteEmulator
 ) -> None:
     emulator.page_padding = 20 * MB
     with pytest.raises(ScrapeError):

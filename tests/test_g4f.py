@@ -30,15 +30,11 @@ from chatgpt4o import (
 )
 from chatgpt4o.testing import Fault, SiteEmulator
 
+from .conftest import ThreadedSite, expected_reply
+
 TEXT = "Привет, g4f!"
 MESSAGES = [{"role": "user", "content": TEXT}]
 MODEL = "gpt-4o-mini"
-
-
-def expected_reply(emulator: SiteEmulator, text: str = TEXT) -> str:
-    reply = emulator.reply(text) if callable(emulator.reply) else emulator.reply
-    assert isinstance(reply, str)
-    return reply
 
 
 # -- no network but loopback ------------------------------------------------------------
@@ -106,18 +102,6 @@ def g4f(g4f_module: types.ModuleType, no_network: None) -> Iterator[types.Module
     yield g4f_module
     for name in chatgpt4o_g4f.registered():
         chatgpt4o_g4f.unregister(name)
-
-
-@pytest.fixture
-def threaded(
-    chatgpt4o_provider: type[Chatgpt4o], chatgpt4o_emulator: SiteEmulator
-) -> tuple[type[Chatgpt4o], SiteEmulator]:
-    """A site in its own thread (the shipped fixtures), for g4f's blocking APIs, which
-    run their own loops."""
-    return chatgpt4o_provider, chatgpt4o_emulator
-
-
-Threaded = tuple[type[Chatgpt4o], SiteEmulator]
 
 
 def g4f_version() -> tuple[int, ...]:
@@ -264,7 +248,7 @@ async def test_async_client(
     live = site.live
     client = g4f.client.AsyncClient()
     response = await client.chat.completions.create(model=MODEL, messages=MESSAGES, provider=site)
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
     assert response.choices[0].finish_reason == "stop"
     assert response.provider == site.__name__
     assert response.model == MODEL
@@ -285,7 +269,7 @@ async def test_async_client_streams(
     ]
     pieces = [chunk.choices[0].delta.content for chunk in chunks[:-1]]
     assert len(pieces) > 1
-    assert "".join(pieces) == expected_reply(emulator)
+    assert "".join(pieces) == expected_reply(emulator, TEXT)
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
@@ -309,7 +293,7 @@ async def test_g4f_retry_list_of_our_providers(
     response = await client.chat.completions.create(
         model=MODEL, messages=MESSAGES, provider=IterListProvider([site], shuffle=False)
     )
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
 
 
 async def test_chat_completion_create_async(
@@ -318,7 +302,7 @@ async def test_chat_completion_create_async(
     reply = await g4f.ChatCompletion.create_async(
         MODEL, MESSAGES, provider=site, ignore_working=True
     )
-    assert reply == expected_reply(emulator)
+    assert reply == expected_reply(emulator, TEXT)
 
 
 async def test_client_lists_the_models(g4f: types.ModuleType, site: type[Chatgpt4o]) -> None:
@@ -329,17 +313,17 @@ async def test_client_lists_the_models(g4f: types.ModuleType, site: type[Chatgpt
 # -- the blocking APIs: g4f.client.Client and g4f.ChatCompletion --------------------------
 
 
-def test_client(g4f: types.ModuleType, threaded: Threaded) -> None:
-    site, emulator = threaded
+def test_client(g4f: types.ModuleType, threaded_site: ThreadedSite) -> None:
+    site, emulator = threaded_site
     response = g4f.client.Client().chat.completions.create(
         model=MODEL, messages=MESSAGES, provider=site
     )
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
     # (g4f 8.8's blocking client drops the provider's name from the response)
 
 
-def test_client_streams(g4f: types.ModuleType, threaded: Threaded) -> None:
-    site, emulator = threaded
+def test_client_streams(g4f: types.ModuleType, threaded_site: ThreadedSite) -> None:
+    site, emulator = threaded_site
     emulator.stream = True
     chunks = list(
         g4f.client.Client(provider=site).chat.completions.create(
@@ -348,12 +332,14 @@ def test_client_streams(g4f: types.ModuleType, threaded: Threaded) -> None:
     )
     pieces = [chunk.choices[0].delta.content for chunk in chunks[:-1]]
     assert len(pieces) > 1
-    assert "".join(pieces) == expected_reply(emulator)
+    assert "".join(pieces) == expected_reply(emulator, TEXT)
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_chat_completion_create(g4f: types.ModuleType, threaded: Threaded, stream: bool) -> None:
-    site, emulator = threaded
+def test_chat_completion_create(
+    g4f: types.ModuleType, threaded_site: ThreadedSite, stream: bool
+) -> None:
+    site, emulator = threaded_site
     emulator.stream = stream
     result = g4f.ChatCompletion.create(
         MODEL, MESSAGES, provider=site, stream=stream, ignore_working=True
@@ -362,13 +348,13 @@ def test_chat_completion_create(g4f: types.ModuleType, threaded: Threaded, strea
         pieces = list(result)
         assert len(pieces) > 1
         result = "".join(pieces)
-    assert result == expected_reply(emulator)
+    assert result == expected_reply(emulator, TEXT)
 
 
 def test_chat_completion_honours_the_working_flag(
-    g4f: types.ModuleType, threaded: Threaded
+    g4f: types.ModuleType, threaded_site: ThreadedSite
 ) -> None:
-    site, emulator = threaded
+    site, emulator = threaded_site
 
     class Down(site):  # type: ignore[valid-type,misc]
         working = False  # as Chatgpt4o itself says of the public site
@@ -377,7 +363,8 @@ def test_chat_completion_honours_the_working_flag(
         g4f.ChatCompletion.create(MODEL, MESSAGES, provider=Down)
 
     assert site.working is True  # for_site() vouches for the site it was given
-    assert g4f.ChatCompletion.create(MODEL, MESSAGES, provider=site) == expected_reply(emulator)
+    reply = g4f.ChatCompletion.create(MODEL, MESSAGES, provider=site)
+    assert reply == expected_reply(emulator, TEXT)
 
 
 # -- chatgpt4o.g4f.register(): providers by name ------------------------------------------
@@ -407,29 +394,31 @@ async def test_provider_by_name_in_the_async_client(
     response = await client.chat.completions.create(
         model=MODEL, messages=MESSAGES, provider="EmulatedChat"
     )
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
     assert response.provider == site.__name__
 
 
-def test_provider_by_name_in_the_blocking_apis(g4f: types.ModuleType, threaded: Threaded) -> None:
-    site, emulator = threaded
+def test_provider_by_name_in_the_blocking_apis(
+    g4f: types.ModuleType, threaded_site: ThreadedSite
+) -> None:
+    site, emulator = threaded_site
     assert chatgpt4o_g4f.register(site) is site
     client = g4f.client.Client()
     response = client.chat.completions.create(
         model=MODEL, messages=MESSAGES, provider=site.__name__
     )
-    assert response.choices[0].message.content == expected_reply(emulator)
+    assert response.choices[0].message.content == expected_reply(emulator, TEXT)
     reply = g4f.ChatCompletion.create(MODEL, MESSAGES, provider=site.__name__, ignore_working=True)
-    assert reply == expected_reply(emulator)
+    assert reply == expected_reply(emulator, TEXT)
 
 
-def test_provider_and_model_in_one_name(g4f: types.ModuleType, threaded: Threaded) -> None:
-    site, emulator = threaded
+def test_provider_and_model_in_one_name(g4f: types.ModuleType, threaded_site: ThreadedSite) -> None:
+    site, emulator = threaded_site
     if g4f_version() < (8, 6):
         pytest.skip("g4f reads 'provider:model' names since 8.6")
     chatgpt4o_g4f.register(site)
     reply = g4f.ChatCompletion.create(f"{site.__name__}:{MODEL}", MESSAGES, ignore_working=True)
-    assert reply == expected_reply(emulator)
+    assert reply == expected_reply(emulator, TEXT)
 
 
 def test_register_refuses_a_name_g4f_uses(g4f: types.ModuleType, site: type[Chatgpt4o]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -20,10 +20,9 @@ from chatgpt4o import (
     ResponseError,
     ServiceError,
 )
-from chatgpt4o import _deadline as deadline_module
 from chatgpt4o.testing import SiteEmulator
 
-from .conftest import USER_HELLO
+from .conftest import USER_HELLO, Site, expected_reply
 from .proxy import running_proxy
 
 SITE = "https://wp.example"
@@ -70,17 +69,20 @@ def event_stream(*pieces: str) -> httpx.Response:
     )
 
 
-class HttpxSite(Chatgpt4o):
-    url = SITE
-    backend = "httpx"
+@pytest.fixture
+def respx_site() -> Site:
+    """The provider for SITE on the httpx backend (respx routes stand in for it), cold."""
+    provider = Chatgpt4o.for_site(SITE, backend="httpx")
+    provider.reset_cache()
+    return provider
 
 
 @pytest.fixture
-def site() -> type[Chatgpt4o]:  # type: ignore[override]
-    class Site(HttpxSite):
-        pass
-
-    return Site
+def httpx_site(emulator: SiteEmulator) -> Site:
+    """The provider for the emulator on the httpx backend, cold."""
+    provider = Chatgpt4o.for_site(emulator.url, backend="httpx")
+    provider.reset_cache()
+    return provider
 
 
 @pytest.fixture
@@ -89,23 +91,12 @@ def router() -> Iterator[respx.MockRouter]:
         yield mock
 
 
-@pytest.fixture
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    slept: list[float] = []
-
-    async def record(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr(deadline_module, "_sleep", record)
-    return slept
-
-
 async def test_the_documented_call_over_httpx(
-    site: type[Chatgpt4o], router: respx.MockRouter
+    respx_site: Site, router: respx.MockRouter
 ) -> None:
     page_route = router.get(SITE + "/").respond(200, html=page())
     post_route = router.post(AJAX).mock(return_value=success("Привет/hello"))
-    reply = await site.create_async("gpt-4o-mini", USER_HELLO)
+    reply = await respx_site.create_async("gpt-4o-mini", USER_HELLO)
     assert reply == "Привет/hello"
     assert page_route.call_count == 1
     form = dict(httpx.QueryParams(post_route.calls.last.request.content.decode()))
@@ -120,40 +111,40 @@ async def test_the_documented_call_over_httpx(
 
 
 async def test_cached_page_and_single_flight(
-    site: type[Chatgpt4o], router: respx.MockRouter
+    respx_site: Site, router: respx.MockRouter
 ) -> None:
     import asyncio
 
     page_route = router.get(SITE + "/").respond(200, html=page())
     router.post(AJAX).mock(return_value=success("ok"))
-    await asyncio.gather(*(site.create_async("", USER_HELLO) for _ in range(20)))
-    await site.create_async("", USER_HELLO)
+    await asyncio.gather(*(respx_site.create_async("", USER_HELLO) for _ in range(20)))
+    await respx_site.create_async("", USER_HELLO)
     assert page_route.call_count == 1
 
 
-async def test_stale_nonce_rescraped_once(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+async def test_stale_nonce_rescraped_once(respx_site: Site, router: respx.MockRouter) -> None:
     router.get(SITE + "/").mock(
         side_effect=[httpx.Response(200, html=page()), httpx.Response(200, html=page(FRESH_NONCE))]
     )
     expired = httpx.Response(403, html="<p>The link you followed has expired.</p>")
     post = router.post(AJAX).mock(side_effect=[expired, success("fresh")])
-    assert await site.create_async("", USER_HELLO) == "fresh"
+    assert await respx_site.create_async("", USER_HELLO) == "fresh"
     sent = [dict(httpx.QueryParams(c.request.content.decode()))["_wpnonce"] for c in post.calls]
     assert sent == [NONCE, FRESH_NONCE]
 
 
-async def test_nonce_rejected_twice(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+async def test_nonce_rejected_twice(respx_site: Site, router: respx.MockRouter) -> None:
     router.get(SITE + "/").respond(200, html=page())
     stale = httpx.Response(200, json={"status": "error", "msg": "Nonce verification failed"})
     router.post(AJAX).mock(side_effect=[stale, stale])
     with pytest.raises(NonceError):
-        await site.create_async("", USER_HELLO)
+        await respx_site.create_async("", USER_HELLO)
 
 
-async def test_streaming_over_httpx(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+async def test_streaming_over_httpx(respx_site: Site, router: respx.MockRouter) -> None:
     router.get(SITE + "/").respond(200, html=page(stream=True))
     router.post(AJAX).mock(return_value=event_stream("Hel", "lo"))
-    pieces = [p async for p in site.create_async_generator("", USER_HELLO)]
+    pieces = [p async for p in respx_site.create_async_generator("", USER_HELLO)]
     assert pieces == ["Hel", "lo"]
 
 
@@ -169,57 +160,60 @@ async def test_streaming_over_httpx(site: type[Chatgpt4o], router: respx.MockRou
     ],
 )
 async def test_error_answers_over_httpx(
-    site: type[Chatgpt4o], router: respx.MockRouter, answer: httpx.Response, error: type[Exception]
+    respx_site: Site, router: respx.MockRouter, answer: httpx.Response, error: type[Exception]
 ) -> None:
     router.get(SITE + "/").respond(200, html=page())
     router.post(AJAX).mock(return_value=answer)
     with pytest.raises(error):
-        await site.create_async("", USER_HELLO, timeout=5)
+        await respx_site.create_async("", USER_HELLO, timeout=5)
 
 
 async def test_5xx_retried_over_httpx(
-    site: type[Chatgpt4o], router: respx.MockRouter, no_sleep: list[float]
+    respx_site: Site, router: respx.MockRouter, sleeps: list[float]
 ) -> None:
     router.get(SITE + "/").respond(200, html=page())
     post = router.post(AJAX).mock(side_effect=[httpx.Response(502), success("after retry")])
-    assert await site.create_async("", USER_HELLO) == "after retry"
+    assert await respx_site.create_async("", USER_HELLO) == "after retry"
     assert post.call_count == 2
-    assert len(no_sleep) == 1
+    assert len(sleeps) == 1
 
 
+# Factories, not instances: an exception raised in a test keeps its traceback, and with it
+# the test's event loop, for as long as the parameter lives (the whole session).
 @pytest.mark.parametrize(
     ("failure", "error"),
     [
-        (httpx.ConnectError("refused"), ProviderConnectionError),
-        (httpx.ReadTimeout("slow"), ProviderTimeoutError),
-        (httpx.RemoteProtocolError("reset"), ProviderConnectionError),
+        (lambda: httpx.ConnectError("refused"), ProviderConnectionError),
+        (lambda: httpx.ReadTimeout("slow"), ProviderTimeoutError),
+        (lambda: httpx.RemoteProtocolError("reset"), ProviderConnectionError),
     ],
+    ids=["ConnectError", "ReadTimeout", "RemoteProtocolError"],
 )
 async def test_transport_errors_map_to_ours(
-    site: type[Chatgpt4o],
+    respx_site: Site,
     router: respx.MockRouter,
-    no_sleep: list[float],
-    failure: Exception,
+    sleeps: list[float],
+    failure: Callable[[], Exception],
     error: type[Exception],
 ) -> None:
-    router.get(SITE + "/").mock(side_effect=failure)
+    router.get(SITE + "/").mock(side_effect=failure())
     with pytest.raises(error):
-        await site.create_async("", USER_HELLO, max_retries=0)
+        await respx_site.create_async("", USER_HELLO, max_retries=0)
 
 
-async def test_cookies_over_httpx(site: type[Chatgpt4o], router: respx.MockRouter) -> None:
+async def test_cookies_over_httpx(respx_site: Site, router: respx.MockRouter) -> None:
     router.get(SITE + "/").respond(
         200, html=page(), headers={"set-cookie": "wp_visitor=v1; Path=/"}
     )
     post = router.post(AJAX).mock(return_value=success("ok"))
-    await site.create_async("", USER_HELLO, cookies={"cf_clearance": "abc"})
+    await respx_site.create_async("", USER_HELLO, cookies={"cf_clearance": "abc"})
     cookie = post.calls.last.request.headers["cookie"]
     assert "cf_clearance=abc" in cookie
     assert "wp_visitor=v1" in cookie
 
 
 async def test_users_own_client_is_used_and_left_open(
-    site: type[Chatgpt4o], router: respx.MockRouter
+    respx_site: Site, router: respx.MockRouter
 ) -> None:
     seen: list[str] = []
 
@@ -229,68 +223,55 @@ async def test_users_own_client_is_used_and_left_open(
     router.get(SITE + "/").respond(200, html=page())
     router.post(AJAX).mock(return_value=success("ok"))
     async with httpx.AsyncClient(event_hooks={"request": [hook]}) as client:
-        assert await site.create_async("", USER_HELLO, client=client) == "ok"
+        assert await respx_site.create_async("", USER_HELLO, client=client) == "ok"
         assert not client.is_closed
     assert seen == ["GET", "POST"]
 
 
-async def test_users_own_curl_session_is_used_and_left_open(
-    emulator: SiteEmulator,
-) -> None:
+async def test_users_own_curl_session_is_used_and_left_open(site: Site) -> None:
     from curl_cffi.requests import AsyncSession
-
-    class Local(Chatgpt4o):
-        url = emulator.url
 
     session: AsyncSession = AsyncSession()  # type: ignore[type-arg]
     try:
-        assert await Local.create_async("", USER_HELLO, client=session)
+        assert await site.create_async("", USER_HELLO, client=session)
         assert not session._closed
     finally:
         await session.close()
 
 
-async def test_httpx_end_to_end_against_the_emulator(emulator: SiteEmulator) -> None:
+async def test_httpx_end_to_end_against_the_emulator(
+    httpx_site: Site, emulator: SiteEmulator
+) -> None:
     emulator.stream = True
-
-    class Local(Chatgpt4o):
-        url = emulator.url
-        backend = "httpx"
-
-    reply = emulator.reply("Привет!") if callable(emulator.reply) else emulator.reply
-    pieces = [p async for p in Local.create_async_generator("", USER_HELLO)]
+    reply = expected_reply(emulator)
+    pieces = [p async for p in httpx_site.create_async_generator("", USER_HELLO)]
     assert "".join(pieces) == reply
     assert len(pieces) > 1
     emulator.rotate_nonce()
-    assert await Local.create_async("", USER_HELLO) == reply
+    assert await httpx_site.create_async("", USER_HELLO) == reply
     assert emulator.page_loads == 2
     assert emulator.connections == 1  # keep-alive on httpx too
 
 
-async def test_httpx_through_a_proxy(emulator: SiteEmulator) -> None:
-    class Local(Chatgpt4o):
-        url = emulator.url
-        backend = "httpx"
-
+async def test_httpx_through_a_proxy(httpx_site: Site) -> None:
     async with running_proxy("http") as proxy:
-        assert await Local.create_async("", USER_HELLO, proxy=proxy.url)
+        assert await httpx_site.create_async("", USER_HELLO, proxy=proxy.url)
     assert proxy.tunnels
 
 
-async def test_httpx_timeout_is_one_deadline(emulator: SiteEmulator) -> None:
+async def test_httpx_timeout_is_one_deadline(
+    httpx_site: Site, emulator: SiteEmulator
+) -> None:
     from chatgpt4o.testing import Fault
-
-    class Local(Chatgpt4o):
-        url = emulator.url
-        backend = "httpx"
 
     emulator.fail_next(Fault.stall(30))
     with pytest.raises(ProviderTimeoutError):
-        await Local.create_async("", USER_HELLO, timeout=1)
+        await httpx_site.create_async("", USER_HELLO, timeout=1)
 
 
 @respx.mock
 async def test_the_readme_respx_example() -> None:
+    # as the README writes it: a subclass (not for_site)
     class Site(Chatgpt4o):
         url = "https://wp.example"
         backend = "httpx"

@@ -26,15 +26,7 @@ from chatgpt4o import (
 )
 from chatgpt4o.testing import Fault, SiteEmulator
 
-from .conftest import USER_HELLO
-
-Site = type[Chatgpt4o]
-
-
-def expected_reply(emulator: SiteEmulator, message: str) -> str:
-    reply = emulator.reply
-    return reply(message) if callable(reply) else reply
-
+from .conftest import USER_HELLO, Site, expected_reply
 
 # -- the documented call----------------------------------------------------------------
 
@@ -43,7 +35,7 @@ async def test_the_documented_call(site: Site, emulator: SiteEmulator) -> None:
     response = await site.create_async(
         model="gpt-4o-mini-2024-07-18", messages=USER_HELLO, proxy=None, timeout=120, cookies=None
     )
-    assert response == expected_reply(emulator, "Привет!")
+    assert response == expected_reply(emulator)
     assert "Привет!" in response
     assert (emulator.page_loads, emulator.posts) == (1, 1)
 
@@ -96,6 +88,10 @@ async def test_conversation_goes_in_the_plugins_history_field(
     ]
 
 
+async def test_infinite_timeout_means_none(site: Site, emulator: SiteEmulator) -> None:
+    assert await site.create_async("", USER_HELLO, timeout=float("inf")) == expected_reply(emulator)
+
+
 # -- scraping --------------------------------------------------------------------------
 
 
@@ -107,7 +103,7 @@ async def test_conversation_goes_in_the_plugins_history_field(
 async def test_page_variants(site: Site, emulator: SiteEmulator, variant: str) -> None:
     emulator.page_variant = variant
     reply = await site.create_async("", USER_HELLO)
-    assert reply == expected_reply(emulator, "Привет!")
+    assert reply == expected_reply(emulator)
     post = emulator.requests[-1]
     assert post.form["_wpnonce"] == emulator.current_nonce()
     # a page with only wpaicgParams names no post: it is sent empty, never guessed
@@ -138,6 +134,17 @@ async def test_page_without_widget_data(
     assert isinstance(caught.value, RuntimeError)  # the original provider promised RuntimeError
     assert emulator.posts == 0
     assert site._nonce is None
+
+
+async def test_page_quotes_in_errors_hide_the_nonce(site: Site, emulator: SiteEmulator) -> None:
+    nonce = emulator.current_nonce()
+    emulator.fail_next(
+        Fault.page(f'<html><div class="not-the-chat" data-nonce="{nonce}"></div>')
+    )
+    with pytest.raises(ScrapeError) as caught:
+        await site.create_async("", USER_HELLO)
+    assert nonce not in str(caught.value)
+    assert nonce not in repr(caught.value.body)
 
 
 async def test_a_page_without_a_post_id_sends_it_empty(
@@ -178,11 +185,31 @@ async def test_one_page_load_for_100_concurrent_cold_calls(
     assert emulator.posts == 100
 
 
+async def test_cold_calls_share_a_failed_scrape(site: Site, emulator: SiteEmulator) -> None:
+    emulator.fail_next(Fault.cloudflare(403, target="page"), times=100)
+    results = await asyncio.gather(
+        *(site.create_async("", USER_HELLO) for _ in range(50)), return_exceptions=True
+    )
+    assert all(isinstance(result, CloudflareError) for result in results)
+    assert emulator.page_loads == 1
+
+
 async def test_reset_cache_scrapes_again(site: Site, emulator: SiteEmulator) -> None:
     await site.create_async("", USER_HELLO)
     site.reset_cache()
     await site.create_async("", USER_HELLO)
     assert emulator.page_loads == 2
+
+
+async def test_the_second_scrape_asks_past_page_caches(site: Site, emulator: SiteEmulator) -> None:
+    await site.create_async("", USER_HELLO)
+    emulator.rotate_nonce()
+    await site.create_async("", USER_HELLO)
+    first, second = (r for r in emulator.requests if r.method == "GET")
+    assert "_" not in first.query
+    assert second.query["_"].isdigit()
+    assert second.headers["Cache-Control"] == "no-cache"
+    assert second.headers["Pragma"] == "no-cache"
 
 
 # -- stale nonces ----------------------------------------------------------------------
@@ -196,7 +223,7 @@ async def test_stale_nonce_is_scraped_again_once(
     await site.create_async("", USER_HELLO)
     old = site._nonce
     emulator.rotate_nonce()
-    assert await site.create_async("", USER_HELLO) == expected_reply(emulator, "Привет!")
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert site._nonce == emulator.current_nonce() != old
     assert (emulator.page_loads, emulator.posts) == (2, 3)
 
@@ -220,6 +247,16 @@ async def test_nonce_rejected_twice_is_a_nonce_error(site: Site, emulator: SiteE
     assert (emulator.page_loads, emulator.posts) == (2, 2)
 
 
+async def test_a_dead_nonce_is_not_kept_after_nonce_error(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    emulator.fail_next(Fault.stale_nonce(), times=2)
+    with pytest.raises(NonceError):
+        await site.create_async("", USER_HELLO)
+    assert site._nonce is None
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
+
+
 # -- streaming -------------------------------------------------------------------------
 
 
@@ -229,25 +266,41 @@ async def test_streaming_site_yields_pieces_as_they_arrive(
     emulator.stream = True
     pieces = [piece async for piece in site.create_async_generator("", USER_HELLO)]
     assert len(pieces) > 1
-    assert "".join(pieces) == expected_reply(emulator, "Привет!")
+    assert "".join(pieces) == expected_reply(emulator)
 
 
 async def test_streaming_site_through_create_async(site: Site, emulator: SiteEmulator) -> None:
     emulator.stream = True
-    assert await site.create_async("", USER_HELLO) == expected_reply(emulator, "Привет!")
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
 
 
 async def test_stream_false_gives_one_piece(site: Site, emulator: SiteEmulator) -> None:
     emulator.stream = True
     pieces = [p async for p in site.create_async_generator("", USER_HELLO, stream=False)]
-    assert pieces == [expected_reply(emulator, "Привет!")]
+    assert pieces == [expected_reply(emulator)]
 
 
 async def test_plain_site_through_the_generator_gives_the_whole_reply_once(
     site: Site, emulator: SiteEmulator
 ) -> None:
     pieces = [piece async for piece in site.create_async_generator("", USER_HELLO)]
-    assert pieces == [expected_reply(emulator, "Привет!")]
+    assert pieces == [expected_reply(emulator)]
+
+
+async def test_streamed_reply_only_in_the_closing_json_is_not_lost(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    emulator.stream = True
+    emulator.fail_next(
+        Fault.status(
+            200,
+            'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n'
+            'data: [DONE]\n\n{"status":"success","data":"Only here"}',
+            content_type="text/event-stream",
+        )
+    )
+    pieces = [piece async for piece in site.create_async_generator("", USER_HELLO)]
+    assert pieces == ["Only here"]
 
 
 async def test_first_piece_arrives_before_the_stream_ends(
@@ -260,6 +313,33 @@ async def test_first_piece_arrives_before_the_stream_ends(
     started = time.monotonic()
     stamps = [time.monotonic() - started async for _ in site.create_async_generator("", USER_HELLO)]
     assert stamps[0] < stamps[-1] - 0.4
+
+
+# -- redirects -------------------------------------------------------------------------
+
+
+async def test_a_post_is_never_redirected_into_a_get(site: Site, emulator: SiteEmulator) -> None:
+    emulator.fail_next(Fault.status(301, headers={"Location": emulator.url + "/elsewhere"}))
+    with pytest.raises(HTTPStatusError, match="redirected") as caught:
+        await site.create_async("", USER_HELLO, max_retries=0)
+    assert caught.value.status_code == 301
+    assert [(r.method, r.path) for r in emulator.requests] == [
+        ("GET", "/"),
+        ("POST", "/wp-admin/admin-ajax.php"),
+    ]
+
+
+async def test_the_post_follows_the_page_to_where_it_was_redirected() -> None:
+    async with SiteEmulator(reply="old host") as old, SiteEmulator(reply="new host") as new:
+        moved = Chatgpt4o.for_site(old.url)
+        moved.reset_cache()
+        old.fail_next(Fault.status(301, headers={"Location": new.url + "/"}, target="page"))
+        assert await moved.create_async("", USER_HELLO) == "new host"
+        assert old.posts == 0
+        post = new.requests[-1]
+        assert post.path == "/wp-admin/admin-ajax.php"
+        assert post.headers["Origin"] == new.url
+        assert post.headers["Referer"] == new.url + "/"
 
 
 # -- error rows ------------------------------------------------------------------------
@@ -294,7 +374,7 @@ async def test_error_answers(
         await site.create_async("", USER_HELLO, **NO_RETRY)
     # the next call works again, with the cache intact (after 400 `0` the page was read
     # once more, in case the site had upgraded to AIPKit)
-    assert await site.create_async("", USER_HELLO) == expected_reply(emulator, "Привет!")
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == (2 if fault.kind == "plugin_gone" else 1)
 
 
@@ -349,11 +429,9 @@ async def test_deadline_passed_is_a_timeout_error(site: Site, emulator: SiteEmul
 
 
 async def test_connection_refused(unused_tcp_port: int) -> None:
-    class Nowhere(Chatgpt4o):
-        url = f"http://127.0.0.1:{unused_tcp_port}"
-
+    nowhere = Chatgpt4o.for_site(f"http://127.0.0.1:{unused_tcp_port}")
     with pytest.raises(ProviderConnectionError) as caught:
-        await Nowhere.create_async("", USER_HELLO, max_retries=0, timeout=5)
+        await nowhere.create_async("", USER_HELLO, max_retries=0, timeout=5)
     assert isinstance(caught.value, ConnectionError)
     assert not isinstance(caught.value, ProviderTimeoutError)
     assert f"127.0.0.1:{unused_tcp_port}" in str(caught.value)
@@ -399,6 +477,33 @@ async def test_bad_arguments_fail_before_any_io(
     with pytest.raises(error, match=match) as caught:
         await site.create_async(**arguments)
     assert "hunter2" not in str(caught.value)
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(
+    ("cookies", "match"),
+    [
+        ({"a": "b;c=d"}, "cannot carry"),
+        ({"a": "line\r\nX-Evil: 1"}, "cannot carry"),
+        ({"a": "café"}, "cannot carry"),
+        ({"bad name": "x"}, "not a valid cookie name"),
+    ],
+)
+async def test_bad_cookies_fail_before_io_without_echoing_the_value(
+    site: Site, emulator: SiteEmulator, cookies: dict[str, str], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match) as caught:
+        await site.create_async("", USER_HELLO, cookies=cookies)
+    for value in cookies.values():
+        assert value not in str(caught.value)
+    assert emulator.requests == []
+
+
+async def test_unknown_browser_profile_is_a_value_error_without_retries(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    with pytest.raises(ValueError, match="impersonate"):
+        await site.create_async("", USER_HELLO, impersonate="netscape4")
     assert emulator.requests == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gc
 import logging
 import subprocess
 import sys
@@ -24,19 +25,15 @@ from chatgpt4o import (
     ServiceError,
 )
 from chatgpt4o._session import shared_session_count
-from chatgpt4o.testing import Fault, SiteEmulator
+from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
 
-from .conftest import USER_HELLO
+from .conftest import USER_HELLO, Site, expected_reply
 from .proxy import running_proxy
 
-Site = type[Chatgpt4o]
 
-
-
-
-def reply_for(emulator: SiteEmulator, message: str = "Привет!") -> str:
-    reply = emulator.reply
-    return reply(message) if callable(reply) else reply
+async def consume(site: Site) -> str:
+    """The whole streamed reply to the greeting."""
+    return "".join([piece async for piece in site.create_async_generator("", USER_HELLO)])
 
 
 # -- one deadline ------------------------------------------------------------------------
@@ -96,7 +93,7 @@ async def test_breaking_out_of_a_slow_stream_ends_the_transfer_at_once(
     assert time.monotonic() - started < 1.5
     # the site, the cache and the shared session are fine afterwards
     emulator.stream = False
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == 1
 
 
@@ -106,13 +103,9 @@ async def test_wait_for_on_a_slow_stream_cancels_promptly(
     emulator.stream = True
     emulator.stream_chunks = 30
     emulator.chunk_delay = 1.0
-
-    async def consume() -> str:
-        return "".join([piece async for piece in site.create_async_generator("", USER_HELLO)])
-
     started = time.monotonic()
     with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(consume(), 1.5)
+        await asyncio.wait_for(consume(site), 1.5)
     assert time.monotonic() - started < 2.5
 
 
@@ -126,7 +119,7 @@ async def test_cancelling_a_call_is_prompt_and_harmless(site: Site, emulator: Si
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - started < 0.5
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == 1
     assert shared_session_count() == 1
 
@@ -141,7 +134,27 @@ async def test_cancelling_a_cold_call_leaves_no_half_cache(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert site._nonce is None
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["create_async", "generator"])
+async def test_calls_cancelled_before_the_headers_free_their_connections(
+    site: Site, emulator: SiteEmulator, streamed: bool
+) -> None:
+    await site.create_async("", USER_HELLO)
+    emulator.fail_next(Fault.stall(30), times=70)  # more than the pool's 64 handles
+    calls = [
+        asyncio.create_task(consume(site) if streamed else site.create_async("", USER_HELLO))
+        for _ in range(70)
+    ]
+    await asyncio.sleep(0.5)
+    for call in calls:
+        call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+    emulator.clear_faults()
+    started = time.monotonic()
+    assert await site.create_async("", USER_HELLO, timeout=5) == expected_reply(emulator)
+    assert time.monotonic() - started < 2
 
 
 # -- retries -----------------------------------------------------------------------------
@@ -152,7 +165,7 @@ async def test_retryable_statuses(
     site: Site, emulator: SiteEmulator, sleeps: list[float], status: int
 ) -> None:
     emulator.fail_next(Fault.status(status, "busy"), times=2)
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.posts == 3
     assert len(sleeps) == 2
     assert 0.375 <= sleeps[0] <= 0.5  # 0.5 s shortened by up to 25 % jitter
@@ -179,12 +192,10 @@ async def test_backoff_is_capped(site: Site, emulator: SiteEmulator, sleeps: lis
 async def test_max_retries_class_attribute(
     emulator: SiteEmulator, sleeps: list[float]
 ) -> None:
-    class Patient(Chatgpt4o):
-        url = emulator.url
-        max_retries = 4
-
+    patient = Chatgpt4o.for_site(emulator.url, max_retries=4)
+    patient.reset_cache()
     emulator.fail_next(Fault.server_error(503), times=4)
-    assert await Patient.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await patient.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.posts == 5
 
 
@@ -206,6 +217,14 @@ async def test_retry_after_http_date_is_honoured(
     assert 3 <= sleeps[0] <= 5
 
 
+async def test_retry_after_is_honoured_on_503(
+    site: Site, emulator: SiteEmulator, sleeps: list[float]
+) -> None:
+    emulator.fail_next(Fault.status(503, "busy", headers={"Retry-After": "3"}))
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
+    assert sleeps == [3.0]
+
+
 async def test_retry_after_beyond_the_deadline_gives_up_at_once(
     site: Site, emulator: SiteEmulator
 ) -> None:
@@ -216,6 +235,27 @@ async def test_retry_after_beyond_the_deadline_gives_up_at_once(
     assert caught.value.retry_after == 60
     assert time.monotonic() - started < 1
     assert emulator.posts == 1
+
+
+async def test_retry_after_past_the_deadline_gives_up_on_503(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    emulator.fail_next(Fault.status(503, "busy", headers={"Retry-After": "60"}), times=3)
+    started = time.monotonic()
+    with pytest.raises(HTTPStatusError) as caught:
+        await site.create_async("", USER_HELLO, timeout=5)
+    assert caught.value.retry_after == 60
+    assert emulator.posts == 1
+    assert time.monotonic() - started < 1
+
+
+async def test_without_a_deadline_a_long_retry_after_is_not_waited_for(
+    site: Site, emulator: SiteEmulator, sleeps: list[float]
+) -> None:
+    emulator.fail_next(Fault.rate_limited(retry_after="3600"))
+    with pytest.raises(Exception, match="429"):
+        await site.create_async("", USER_HELLO, timeout=None)
+    assert sleeps == []
 
 
 @pytest.mark.parametrize(
@@ -243,7 +283,7 @@ async def test_transport_errors_are_retried(
     site: Site, emulator: SiteEmulator, sleeps: list[float], fault: Fault
 ) -> None:
     emulator.fail_next(fault)
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     # On a reused keep-alive connection curl itself may resend a request whose
     # connection died before any answer; otherwise the policy retries after a sleep.
     assert emulator.posts == 2
@@ -258,7 +298,7 @@ async def test_transport_errors_on_a_fresh_connection_are_retried_by_the_policy(
     site: Site, emulator: SiteEmulator, sleeps: list[float], fault: Fault
 ) -> None:
     emulator.fail_next(fault)
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == 2
     assert len(sleeps) == 1
 
@@ -267,7 +307,7 @@ async def test_page_errors_are_retried_too(
     site: Site, emulator: SiteEmulator, sleeps: list[float]
 ) -> None:
     emulator.fail_next(Fault.server_error(502, target="page"))
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.page_loads == 2
 
 
@@ -326,8 +366,20 @@ async def test_aclose_closes_and_the_next_call_reopens(site: Site, emulator: Sit
     await Chatgpt4o.aclose()
     assert shared_session_count() == 0
     await chatgpt4o.aclose()  # the module-level spelling; closing twice is fine
-    assert await site.create_async("", USER_HELLO) == reply_for(emulator)
+    assert await site.create_async("", USER_HELLO) == expected_reply(emulator)
     assert emulator.connections == 2
+
+
+async def test_closing_the_session_under_a_call_is_a_connection_error(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    await site.create_async("", USER_HELLO)
+    emulator.fail_next(Fault.stall(3))
+    call = asyncio.create_task(site.create_async("", USER_HELLO, max_retries=0))
+    await asyncio.sleep(0.3)
+    await Chatgpt4o.aclose()
+    with pytest.raises(ProviderConnectionError, match="session was closed"):
+        await call
 
 
 async def test_session_scope(site: Site, emulator: SiteEmulator) -> None:
@@ -349,19 +401,18 @@ LEAK_CHECK = textwrap.dedent(
     from chatgpt4o._session import shared_session_count
 
     with EmulatorThread(stream=True) as emu:
-        class Local(Chatgpt4o):
-            url = emu.url
+        local = Chatgpt4o.for_site(emu.url)
 
         async def main():
-            reply = await Local.create_async("", [{"role": "user", "content": "hi"}])
-            async for piece in Local.create_async_generator("", [{"role": "user", "content": "x"}]):
+            reply = await local.create_async("", [{"role": "user", "content": "hi"}])
+            async for piece in local.create_async_generator("", [{"role": "user", "content": "x"}]):
                 break
             return reply, shared_session_count()
 
         first = asyncio.run(main())
         second = asyncio.run(main())   # a new loop gets a new session
         print(first[1], second[1], emu.connections)
-        list(Local.create_completion("", [{"role": "user", "content": "sync"}]))
+        list(local.create_completion("", [{"role": "user", "content": "sync"}]))
     gc.collect()
     """
 )
@@ -382,6 +433,17 @@ def test_no_unclosed_warnings_when_asyncio_run_ends() -> None:
     sessions_first, sessions_second, connections = map(int, result.stdout.split())
     assert (sessions_first, sessions_second) == (1, 1)
     assert connections >= 2  # each loop opened its own connection
+
+
+def test_event_loops_are_freed_after_use() -> None:
+    with EmulatorThread() as emu:
+        local = Chatgpt4o.for_site(emu.url)
+        for _ in range(10):
+            asyncio.run(local.create_async("", USER_HELLO))
+        list(local.create_completion("", USER_HELLO))
+    gc.collect()
+    loops = [obj for obj in gc.get_objects() if isinstance(obj, asyncio.AbstractEventLoop)]
+    assert len(loops) <= 2  # not one per call
 
 
 # -- cookies -------------------------------------------------------------------------------
@@ -419,15 +481,11 @@ async def test_clearance_cookie_lets_a_challenged_site_through(
 async def test_cookie_jars_never_cross_sites() -> None:
     async with SiteEmulator() as one, SiteEmulator() as two:
         one.page_cookies = {"only_for_one": "1"}
-
-        class One(Chatgpt4o):
-            url = one.url
-
-        class Two(Chatgpt4o):
-            url = two.url
-
-        await One.create_async("", USER_HELLO)
-        await Two.create_async("", USER_HELLO)
+        site_one, site_two = Chatgpt4o.for_site(one.url), Chatgpt4o.for_site(two.url)
+        site_one.reset_cache()
+        site_two.reset_cache()
+        await site_one.create_async("", USER_HELLO)
+        await site_two.create_async("", USER_HELLO)
         assert "only_for_one" in one.requests[-1].cookies
         assert all("only_for_one" not in request.cookies for request in two.requests)
 
@@ -440,7 +498,7 @@ async def test_proxy_with_credentials(site: Site, emulator: SiteEmulator, kind: 
     async with running_proxy(kind) as proxy:
         reply = await site.create_async("", USER_HELLO, proxy=proxy.url)
         await site.create_async("", USER_HELLO, proxy=proxy.url)
-    assert reply == reply_for(emulator)
+    assert reply == expected_reply(emulator)
     assert proxy.refused_auth == 0
     port = int(emulator.url.rsplit(":", 1)[1])
     assert proxy.tunnels
@@ -458,6 +516,26 @@ async def test_wrong_proxy_password_is_a_connection_error(
             await site.create_async("", USER_HELLO, proxy=wrong, max_retries=0)
     assert "wrong-pw" not in str(caught.value)
     assert emulator.requests == []
+
+
+async def test_wrong_http_proxy_password_names_the_proxy(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    async with running_proxy("http") as proxy:
+        wrong = proxy.url.replace(proxy.password, "wrong-pw")
+        with pytest.raises(ProviderConnectionError, match="407") as caught:
+            await site.create_async("", USER_HELLO, proxy=wrong, max_retries=0)
+    assert f"127.0.0.1:{proxy.port}" in str(caught.value)
+    assert "wrong-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("proxy", ["http://bob:pa/ss@127.0.0.1:9", "http://bob:p@ss@127.0.0.1:9"])
+async def test_odd_proxy_passwords_never_show(site: Site, proxy: str) -> None:
+    with pytest.raises((ValueError, ProviderConnectionError)) as caught:
+        await site.create_async("", USER_HELLO, proxy=proxy, max_retries=0, timeout=5)
+    text = str(caught.value)
+    assert "pa/ss" not in text
+    assert "ss@" not in text
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5"])

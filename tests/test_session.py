@@ -18,21 +18,7 @@ from chatgpt4o._session import StreamResponse, _with_params
 from chatgpt4o.testing import Fault, MockTransport, Request, Response, SiteEmulator
 from chatgpt4o.testing._emulator import default_reply
 
-BACKENDS: list[Backend] = ["curl_cffi", "httpx"]
-
-
-def chat_fields(emulator: SiteEmulator, message: str = "hi") -> dict[str, str]:
-    return {
-        "action": "wpaicg_chat_shortcode_message",
-        "_wpnonce": emulator.current_nonce(),
-        "post_id": "11",
-        "message": message,
-    }
-
-
-def sent_headers(emulator: SiteEmulator, name: str) -> list[str]:
-    """Every value of header `name` in the last request the emulator saw."""
-    return list(emulator.requests[-1].headers.getall(name))  # type: ignore[attr-defined]
+from .conftest import BACKENDS, chat_fields, sent_headers
 
 
 @pytest.fixture(params=BACKENDS)
@@ -423,11 +409,6 @@ def test_socks_proxy_on_httpx_needs_socksio(monkeypatch: pytest.MonkeyPatch) -> 
         StreamSession(backend="httpx", proxy="socks5://127.0.0.1:1080")
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param  # type: ignore[no-any-return]
-
-
 async def test_cancelling_a_request_is_prompt(backend: Backend, emulator: SiteEmulator) -> None:
     emulator.fail_next(Fault.stall(30, target="page"))
     task = asyncio.create_task(StreamSession(backend=backend).get(emulator.url + "/"))
@@ -458,10 +439,9 @@ async def test_a_mock_transport_passed_as_client_stands_in_for_the_site() -> Non
             content='{"status":"success","data":"Hi from the mock"}',
         )
 
-    class Site(Chatgpt4o):
-        url = "https://wp.example"
-
+    site = Chatgpt4o.for_site("https://wp.example")
+    site.reset_cache()
     messages = [{"role": "user", "content": "hi"}]
-    reply = await Site.create_async("", messages, client=MockTransport(handler))
+    reply = await site.create_async("", messages, client=MockTransport(handler))
     assert reply == "Hi from the mock"
     assert seen == ["GET https://wp.example/", "POST https://wp.example/wp-admin/admin-ajax.php"]

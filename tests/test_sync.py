@@ -5,26 +5,14 @@ from __future__ import annotations
 import pytest
 
 from chatgpt4o import Chatgpt4o
-from chatgpt4o.testing import SiteEmulator
 
-from .conftest import USER_HELLO
-
-
-@pytest.fixture
-def threaded_site(
-    chatgpt4o_provider: type[Chatgpt4o], chatgpt4o_emulator: SiteEmulator
-) -> tuple[type[Chatgpt4o], SiteEmulator]:
-    """The shipped pytest fixtures: an emulator on a thread and a provider for it."""
-    return chatgpt4o_provider, chatgpt4o_emulator
-
-
-ThreadedSite = tuple[type[Chatgpt4o], SiteEmulator]
+from .conftest import USER_HELLO, ThreadedSite, expected_reply
 
 
 def test_create_completion_returns_the_reply(threaded_site: ThreadedSite) -> None:
     site, emu = threaded_site
     pieces = list(site.create_completion("gpt-4o-mini", USER_HELLO))
-    expected = emu.reply("Привет!") if callable(emu.reply) else emu.reply
+    expected = expected_reply(emu)
     assert "".join(pieces) == expected
     # a second call uses a new private loop and still the cached nonce
     assert list(site.create_completion("", USER_HELLO)) == pieces

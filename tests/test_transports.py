@@ -29,21 +29,10 @@ from chatgpt4o._transports.curl import CURL_CFFI_VERSION, CurlTransport, missing
 from chatgpt4o._transports.httpx import HttpxTransport
 from chatgpt4o.testing import Fault, MockTransport, Request, Response, SiteEmulator
 
+from .conftest import BACKENDS, chat_fields, sent_headers
 from .proxy import running_proxy
 
-BACKENDS: list[pool.Backend] = ["curl_cffi", "httpx"]
 SECRET = "hunter2-secret"
-
-
-def chat_form(emulator: SiteEmulator, message: str = "hi") -> bytes:
-    return urlencode(
-        {
-            "action": "wpaicg_chat_shortcode_message",
-            "_wpnonce": emulator.current_nonce(),
-            "post_id": "11",
-            "message": message,
-        }
-    ).encode()
 
 
 def chat_request(emulator: SiteEmulator, *, stream: bool = True, **kwargs: Any) -> Request:
@@ -51,15 +40,10 @@ def chat_request(emulator: SiteEmulator, *, stream: bool = True, **kwargs: Any) 
         "POST",
         emulator.ajax_url,
         headers={"content-type": "application/x-www-form-urlencoded"},
-        content=chat_form(emulator),
+        content=urlencode(chat_fields(emulator)).encode(),
         stream=stream,
         **kwargs,
     )
-
-
-def sent_headers(emulator: SiteEmulator, name: str) -> list[str]:
-    """Every value of header `name` in the last request the emulator saw."""
-    return list(emulator.requests[-1].headers.getall(name))  # type: ignore[attr-defined]
 
 
 async def read_all(response: Response) -> list[bytes]:
@@ -458,11 +442,6 @@ async def test_a_dead_proxy_is_named_without_its_password(
     assert f"127.0.0.1:{unused_tcp_port}" in str(caught.value)
     assert SECRET not in str(caught.value)
     assert SECRET not in repr(transport)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> pool.Backend:
-    return request.param  # type: ignore[no-any-return]
 
 
 async def test_the_environment_proxy_is_ignored(

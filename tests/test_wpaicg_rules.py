@@ -15,9 +15,7 @@ from chatgpt4o import (
 )
 from chatgpt4o.testing import Fault, SiteEmulator
 
-from .conftest import USER_HELLO
-
-Site = type[Chatgpt4o]
+from .conftest import USER_HELLO, Site
 
 TURNS = [
     {"role": "system", "content": "Be brief."},
