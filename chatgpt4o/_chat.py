@@ -24,10 +24,11 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from ._config import check_proxy
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_SITE_URL, DEFAULT_TIMEOUT
+from ._discover import discover
 from ._exceptions import ModelNotSupportedError, ProviderError, redact
 from ._messages import format_prompt
-from ._provider import Chatgpt4o
+from ._provider import Chatgpt4o, WordPressChat
 from ._runner import Runner
 from ._session import aclose_shared_sessions
 from ._terminal import (
@@ -66,10 +67,19 @@ class _Settings:
     retries: int
     cookies: dict[str, str] = field(repr=False)
     url: str | None
+    bot: str | None
     stream: bool
     json: bool
     local: bool
     verbose: bool
+
+
+def _bot(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.strip() or len(value) > 200:
+        raise UsageError(f"--bot must be a chatbot's id on the page, got {value!r}")
+    return value.strip()
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
@@ -129,6 +139,7 @@ def _settings(
         retries=DEFAULT_MAX_RETRIES if args.retries is None else args.retries,
         cookies=cookies,
         url=url,
+        bot=_bot(args.bot),
         stream=True if args.stream is None else args.stream,
         json=args.json,
         local=args.local,
@@ -184,26 +195,47 @@ class _Spinner:
 
 @dataclass
 class _Asker:
-    """Sends a conversation and shows the reply the way the settings ask."""
+    """Sends a conversation and shows the reply the way the settings ask.
+
+    With a site of the user's (`--url`, `--local`) the provider is found on the first
+    question, by `discover()`: whatever supported plugin the page runs.
+    """
 
     settings: _Settings
-    provider: type[Chatgpt4o]
+    provider: type[WordPressChat] | None
     out: IO[str]
     err: IO[str]
+    site_url: str = DEFAULT_SITE_URL
+
+    async def _provider(self) -> type[WordPressChat]:
+        if self.provider is None:
+            settings = self.settings
+            self.provider = await discover(
+                self.site_url,
+                bot_id=settings.bot,
+                proxy=settings.proxy,
+                timeout=settings.timeout,
+                cookies=settings.cookies,
+                max_retries=settings.retries,
+            )
+        return self.provider
 
     async def ask(self, messages: list[dict[str, str]]) -> str:
         settings = self.settings
         show_pieces = settings.stream and not settings.json
+        known = self.provider
+        label = known.label if known is not None else urlsplit(self.site_url).netloc
         spinner = _Spinner(
             self.err,
-            f"waiting for {self.provider.label}",
+            f"waiting for {label}",
             enabled=isatty(self.err) and not settings.verbose,
         )
         started = time.monotonic()
         received: list[str] = []
         spinner.start()
         try:
-            pieces = self.provider.create_async_generator(
+            provider = await self._provider()
+            pieces = provider.create_async_generator(
                 settings.model,
                 messages,
                 stream=settings.stream,
@@ -233,7 +265,7 @@ class _Asker:
             answer = {
                 "reply": reply,
                 "model": settings.model,
-                "site": self.provider.url,
+                "site": self.site_url,
                 "elapsed": round(elapsed, 3),
             }
             write(self.out, json.dumps(answer, ensure_ascii=False) + "\n")
@@ -288,7 +320,7 @@ def _chat(runner: Runner, asker: _Asker, scrub: Scrubber) -> int:
     history = _conversation_start(settings)
     write(
         err,
-        f"{PROG} {__version__}: {settings.model} at {asker.provider.url}\n"
+        f"{PROG} {__version__}: {settings.model} at {asker.site_url}\n"
         "Type a message. /reset starts over, /exit or Ctrl-D quits, /help lists commands.\n",
     )
     interrupted_at_prompt = False
@@ -396,8 +428,13 @@ def run(args: argparse.Namespace, scrub: Scrubber) -> int:
         if settings.local:
             site_url = _start_emulator(runner, args, stream=settings.stream).url
         runner.on_close(aclose_shared_sessions)  # before the emulator stops
-        provider = Chatgpt4o if site_url is None else Chatgpt4o.for_site(site_url)
-        asker = _Asker(settings, provider, sys.stdout, sys.stderr)
+        if site_url is None:  # the default site: AI Power, as chatgpt4o.one ran it
+            default = Chatgpt4o if settings.bot is None else Chatgpt4o.for_site(
+                DEFAULT_SITE_URL, bot_id=settings.bot
+            )
+            asker = _Asker(settings, default, sys.stdout, sys.stderr)
+        else:
+            asker = _Asker(settings, None, sys.stdout, sys.stderr, site_url)
         if prompt is None:
             return _chat(runner, asker, scrub)
         return _one_shot(runner, asker, prompt)

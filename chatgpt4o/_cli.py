@@ -227,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--url", metavar="URL",
-        help=f"another site running the same plugin (env {ENV_URL}; default {DEFAULT_SITE_URL})",
+        help="a page with the chatbot of another site: AI Power (any version) or AI Engine, "
+        f"found on the page (env {ENV_URL}; default {DEFAULT_SITE_URL})",
+    )
+    parser.add_argument(
+        "--bot", metavar="ID",
+        help="which chatbot of the page to talk to, by its id there (default: the first)",
     )
     parser.add_argument(
         "--stream", action=argparse.BooleanOptionalAction, default=None,

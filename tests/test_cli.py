@@ -498,16 +498,15 @@ def test_local_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert answer["reply"] == default_reply("Привет!")
 
 
-def test_url_uses_the_class_bound_to_the_site(
+def test_url_is_discovered_once_per_run(
     emu: SiteEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Chatgpt4o.for_site gives the same class each time, so a second run in this
-    # process finds the nonce the first one scraped.
-    Chatgpt4o.for_site(emu.url).reset_cache()
+    # Each run finds the site's plugin with one page load (discover), and that load's
+    # credentials serve the run's questions: no second load of the page.
     assert main(["--url", emu.url, "hi"]) == 0
     assert main(["--url", emu.url, "again"]) == 0
     assert capsys.readouterr().out == default_reply("hi") + "\n" + default_reply("again") + "\n"
-    assert emu.page_loads == 1
+    assert emu.page_loads == 2
     assert emu.posts == 2
 
 

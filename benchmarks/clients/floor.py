@@ -24,16 +24,23 @@ ALPHABET = string.ascii_letters + string.digits
 def setup(url: str, ca: str | None) -> Client:
     session = AsyncSession(impersonate="chrome", verify=ca or True, max_clients=64)
     ajax = url + "/wp-admin/admin-ajax.php"
+    # The headers chatgpt4o sends, in its order (curl_cffi's Chrome defaults fill in the
+    # rest, the same for both): its page GET asks for HTML, its POST names the charset.
+    page_headers = {
+        "accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+        "accept-language": "en-US,en;q=0.9",
+    }
     headers = {
         "accept": "*/*",
         "accept-language": "en-US,en;q=0.9",
+        "content-type": "application/x-www-form-urlencoded; charset=UTF-8",
         "origin": url,
         "referer": url + "/",
     }
     form: dict[str, str] = {}
 
     async def scrape() -> None:
-        page = (await session.get(url + "/")).text
+        page = (await session.get(url + "/", headers=page_headers)).text
         form.update(
             _wpnonce=re.search(r'data-nonce="([0-9a-f]{10})"', page).group(1),
             post_id=re.search(r'data-post-id="(\d+)"', page).group(1),
@@ -51,7 +58,9 @@ def setup(url: str, ca: str | None) -> Client:
         return json.loads(response.content)["data"]
 
     async def stream():
-        response = await session.post(ajax, data=form, headers=headers, stream=True)
+        # A streaming widget's request also carries a random chat_id (1 to 100000).
+        fields = {**form, "chat_id": str(secrets.randbelow(100_000) + 1)}
+        response = await session.post(ajax, data=fields, headers=headers, stream=True)
         pending = b""
         try:
             async for chunk in response.aiter_content():
