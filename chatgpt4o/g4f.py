@@ -221,8 +221,9 @@ def register(provider: _P, *, name: str | None = None) -> _P: ...
 def register(
     provider: type[BaseProvider] | None = None, *, name: str | None = None
 ) -> type[BaseProvider]:
-    """Make `provider` (default: `Chatgpt4o`) known to the installed g4f as `name`
-    (default: the class's name). Returns the class, so it also works as a decorator.
+    """Make `provider` known to the installed g4f as `name` (default: the class's name).
+    Without a provider, the built-in ones: `Chatgpt4o` and `AIEngine` (the returned
+    class is `Chatgpt4o`). Returns the class, so it also works as a decorator.
 
     Registering the same class under the same name again does nothing. Raises
     ImportError without g4f, RuntimeError for a g4f older than `MIN_G4F_VERSION` (or
@@ -231,11 +232,13 @@ def register(
     g4f already uses for another provider.
     """
     if provider is None:
-        from ._provider import Chatgpt4o
+        from ._provider import AIEngine, Chatgpt4o
 
-        chosen: type[BaseProvider] = Chatgpt4o
-    else:
-        chosen = _check_provider(provider)
+        if name is not None:
+            raise ValueError("register() names one provider: pass it too, register(cls, name=...)")
+        register(AIEngine)
+        return register(Chatgpt4o)
+    chosen = _check_provider(provider)
     key = _check_name(chosen.__name__ if name is None else name)
     registry = _g4f_registry()
     layout = _layout(registry)

@@ -3,7 +3,7 @@
 - `__providers__`: the provider classes, in the order they were added;
 - `__map__` (the same dict as `ProviderUtils.convert`): name to class;
 - `__all__`: the names this module exports, providers included;
-- each provider is an attribute: `from chatgpt4o.providers import Chatgpt4o`.
+- each provider is an attribute: `from chatgpt4o.providers import Chatgpt4o, AIEngine`.
 
 `register(cls)` adds a provider of your own (typically a `Chatgpt4o` subclass for another
 site running the plugin) to all of them; `get(name)` finds one by name, loosely.
@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import ClassVar, TypeVar
 
 from ._base import BaseProvider
-from ._provider import Chatgpt4o
+from ._provider import AIEngine, Chatgpt4o
 
-__all__ = ["Chatgpt4o", "ProviderUtils", "get", "register", "unregister"]
+__all__ = ["AIEngine", "Chatgpt4o", "ProviderUtils", "get", "register", "unregister"]
 
 _P = TypeVar("_P", bound=type[BaseProvider])
 
-__providers__: list[type[BaseProvider]] = [Chatgpt4o]
+__providers__: list[type[BaseProvider]] = [Chatgpt4o, AIEngine]
 __map__: dict[str, type[BaseProvider]] = {provider.__name__: provider for provider in __providers__}
 
 # The providers that ship with the package: they stay.

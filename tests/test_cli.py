@@ -24,7 +24,6 @@ import pytest
 
 import chatgpt4o
 from chatgpt4o import (
-    Chatgpt4o,
     CloudflareError,
     HTTPStatusError,
     ModelNotSupportedError,

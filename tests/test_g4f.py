@@ -22,6 +22,7 @@ import pytest
 
 import chatgpt4o.g4f as chatgpt4o_g4f
 from chatgpt4o import (
+    AIEngine,
     AsyncGeneratorProvider,
     AsyncProvider,
     Chatgpt4o,
@@ -215,9 +216,10 @@ def test_register_into_a_plain_dict_registry(monkeypatch: pytest.MonkeyPatch) ->
     fake_g4f(monkeypatch, registry)
 
     assert chatgpt4o_g4f.register() is Chatgpt4o
-    assert convert == {"Chatgpt4o": Chatgpt4o}
-    assert providers == [Chatgpt4o]
+    assert convert == {"AIEngine": AIEngine, "Chatgpt4o": Chatgpt4o}
+    assert providers == [AIEngine, Chatgpt4o]
     chatgpt4o_g4f.unregister(Chatgpt4o)
+    chatgpt4o_g4f.unregister("AIEngine")
     assert convert == {}
     assert providers == []
 
@@ -379,9 +381,11 @@ def test_register_makes_chatgpt4o_known_by_name(g4f: types.ModuleType) -> None:
     assert g4f.Provider.Chatgpt4o is Chatgpt4o
     # listed too (not read through `__providers__`: in g4f 8.8 that goes online)
     assert "Chatgpt4o" in list(g4f.Provider.ProviderUtils.convert.keys())
-    assert chatgpt4o_g4f.registered() == {"Chatgpt4o": Chatgpt4o}
+    assert g4f.Provider.ProviderUtils.convert["AIEngine"] is AIEngine  # registered too
+    assert chatgpt4o_g4f.registered() == {"Chatgpt4o": Chatgpt4o, "AIEngine": AIEngine}
 
     chatgpt4o_g4f.unregister("Chatgpt4o")
+    chatgpt4o_g4f.unregister(AIEngine)
     assert "Chatgpt4o" not in g4f.Provider.ProviderUtils.convert
     assert chatgpt4o_g4f.registered() == {}
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import chatgpt4o.providers as providers
-from chatgpt4o import BaseProvider, Chatgpt4o
+from chatgpt4o import AIEngine, BaseProvider, Chatgpt4o
 from chatgpt4o.providers import ProviderUtils
 from chatgpt4o.testing import SiteEmulator
 
@@ -31,9 +31,10 @@ def registry() -> Iterator[None]:
     providers.__all__[:] = exported
 
 
-def test_chatgpt4o_is_in_every_list() -> None:
-    assert providers.__providers__ == [Chatgpt4o]
-    assert providers.__map__ == {"Chatgpt4o": Chatgpt4o}
+def test_the_built_in_providers_are_in_every_list() -> None:
+    assert providers.__providers__ == [Chatgpt4o, AIEngine]
+    assert providers.__map__ == {"Chatgpt4o": Chatgpt4o, "AIEngine": AIEngine}
+    assert providers.AIEngine is AIEngine
     assert ProviderUtils.convert is providers.__map__
     assert "Chatgpt4o" in providers.__all__
     assert providers.Chatgpt4o is Chatgpt4o
@@ -62,14 +63,14 @@ def test_register_adds_a_subclass_everywhere() -> None:
         url = "https://chat.example.org"
 
     assert providers.register(MySite) is MySite
-    assert providers.__providers__ == [Chatgpt4o, MySite]
+    assert providers.__providers__ == [Chatgpt4o, AIEngine, MySite]
     assert ProviderUtils.convert["MySite"] is MySite
     assert "MySite" in providers.__all__
     assert providers.MySite is MySite  # type: ignore[attr-defined]
     assert providers.get("mysite") is MySite
     # again: nothing changes
     assert providers.register(MySite) is MySite
-    assert providers.__providers__ == [Chatgpt4o, MySite]
+    assert providers.__providers__ == [Chatgpt4o, AIEngine, MySite]
     assert providers.__all__.count("MySite") == 1
 
 
@@ -145,8 +146,8 @@ def test_unregister_takes_out_what_register_added() -> None:
 
     providers.register(MySite)
     assert providers.unregister("MySite") is MySite
-    assert providers.__providers__ == [Chatgpt4o]
-    assert providers.__map__ == {"Chatgpt4o": Chatgpt4o}
+    assert providers.__providers__ == [Chatgpt4o, AIEngine]
+    assert providers.__map__ == {"Chatgpt4o": Chatgpt4o, "AIEngine": AIEngine}
     assert "MySite" not in providers.__all__
     assert not hasattr(providers, "MySite")
     with pytest.raises(KeyError):
@@ -159,11 +160,11 @@ def test_one_class_under_two_names_stays_listed_until_both_go() -> None:
 
     providers.register(MySite)
     providers.register(MySite, name="Alias")
-    assert providers.__providers__ == [Chatgpt4o, MySite]
+    assert providers.__providers__ == [Chatgpt4o, AIEngine, MySite]
     providers.unregister("Alias")
-    assert providers.__providers__ == [Chatgpt4o, MySite]
+    assert providers.__providers__ == [Chatgpt4o, AIEngine, MySite]
     providers.unregister("MySite")
-    assert providers.__providers__ == [Chatgpt4o]
+    assert providers.__providers__ == [Chatgpt4o, AIEngine]
 
 
 def test_the_shipped_provider_stays() -> None:
