@@ -636,6 +636,11 @@ async def test_answer_keys_of_older_releases(
         assert list((await submit(http, emu)).json()) == keys
 
 
+async def test_no_response_id_without_the_responses_api(http: aiohttp.ClientSession) -> None:
+    async with AIEngineEmulator(responses_api=False) as emu:
+        assert "responseId" not in (await submit(http, emu)).json()
+
+
 async def test_default_reply_says_how_much_history_the_model_saw(
     emu: AIEngineEmulator, http: aiohttp.ClientSession
 ) -> None:

@@ -943,9 +943,8 @@ class AIEngineEmulator:
         instructions = bot.instructions
         if "instructions" in params:  # a body could replace them up to 3.6.2
             given = params["instructions"]
-            instructions = php_string(given) if php_truthy(given) else ""
-            if isinstance(given, (list, dict)):
-                instructions = ""
+            text = php_truthy(given) and not isinstance(given, (list, dict))
+            instructions = php_string(given) if text else ""
         keep = max_messages(params, None if custom else bot.max_messages)
         try:
             history = model_history(params.get("messages"), hardened=hardened, keep=keep)
@@ -1003,15 +1002,15 @@ class AIEngineEmulator:
             pieces = pieces[: fault.count]
             reply = "".join(pieces)
             accuracy = "estimated"
-        failing = kind == "provider_error" and fault is not None
-        if failing and fault is not None and not call.streaming:
-            raise _PluginError(fault.text)
+        failure = fault if fault is not None and kind == "provider_error" else None
+        if failure is not None and not call.streaming:
+            raise _PluginError(failure.text)
         if call.streaming:
-            stop_at = fault.count if fault is not None and failing else None
+            stop_at = failure.count if failure is not None else None
             await call.stream_pieces(pieces, self.event_logs, stop_at)
-            if failing and fault is not None:
-                raise _PluginError(fault.text)
-            if kind == "stream_cut" and fault is not None:
+            if failure is not None:
+                raise _PluginError(failure.text)
+            if fault is not None and kind == "stream_cut":
                 return await call.cut(abort=fault.abort)
         ip = client_ip(exchange.request.headers, exchange.record.peer[0])
         self._usage[ip] = self._usage.get(ip, 0) + 1
