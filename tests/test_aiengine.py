@@ -187,3 +187,39 @@ async def test_discover_finds_ai_engine_and_reuses_the_page(
     assert issubclass(provider, AIEngine)
     assert await provider.create_async("", USER_HELLO)
     assert engine_site.page_loads == 1
+
+
+@pytest.mark.chatgpt4o_emulator(plugin="aiengine")
+def test_the_pytest_fixtures_play_ai_engine(
+    chatgpt4o_provider: type[chatgpt4o.Chatgpt4o], chatgpt4o_emulator: AIEngineEmulator
+) -> None:
+    assert issubclass(chatgpt4o_provider, AIEngine)
+    reply = "".join(chatgpt4o_provider.create_completion("", USER_HELLO))
+    assert reply.startswith(engine_reply("Привет!"))
+    assert chatgpt4o_emulator.posts == 1
+
+
+async def test_g4f_async_client_with_ai_engine(engine_site: AIEngineEmulator) -> None:
+    import g4f.debug
+
+    g4f.debug.version_check = False
+    from g4f.client import AsyncClient
+
+    provider = bound(engine_site)
+    response = await AsyncClient().chat.completions.create(
+        model="gpt-4o-mini", messages=USER_HELLO, provider=provider
+    )
+    assert response.choices[0].message.content.startswith(engine_reply("Привет!"))
+
+
+def test_the_command_line_talks_to_an_ai_engine_emulator() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "chatgpt4o", "--local", "--no-stream",
+         "--emulator=--plugin aiengine --plugin-version 2.9.2", "Hallo"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(engine_reply("Hallo"))

@@ -11,7 +11,7 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ._emulator import SiteEmulator
 from ._faults import Fault
@@ -19,7 +19,7 @@ from ._i18n import LANGUAGES
 from ._output import PHP_WARNING_MODES
 from ._pages import PAGE_VARIANTS, PARAMS_STYLES, WIDGET_KINDS
 
-__all__ = ["build_parser", "emulator_from_argv", "parse_fault", "serve"]
+__all__ = ["PLUGINS", "build_parser", "emulator_from_argv", "parse_fault", "plugin_parser", "serve"]
 
 
 def build_parser(prog: str = "python -m chatgpt4o.testing") -> argparse.ArgumentParser:
@@ -226,7 +226,8 @@ def emulator_from_argv(argv: Sequence[str], *, stream: bool | None = None) -> Si
     Raises ValueError naming what is wrong with ``argv`` (never exits). ``stream``, when
     given, overrides ``--stream``.
     """
-    parser = build_parser("--emulator")
+    plugin = _plugin_of(argv)
+    parser = plugin_parser(plugin, "--emulator")
 
     def refuse(message: str) -> NoReturn:
         raise ValueError(f"emulator options {' '.join(argv)!r}: {message}")
@@ -236,12 +237,13 @@ def emulator_from_argv(argv: Sequence[str], *, stream: bool | None = None) -> Si
         args = parser.parse_args(list(argv))
     except SystemExit:  # --help or --version: printed already
         raise ValueError("emulator options: --help is for python -m chatgpt4o.testing") from None
-    if stream is not None:
-        args.stream = stream
-    return _make_emulator(args)
+    if stream is not None and plugin == "wpaicg":
+        args.stream = stream  # (the others stream whenever a request asks)
+    emulator: SiteEmulator = _emulator_for(plugin, args)
+    return emulator
 
 
-async def _run_until_signalled(emulator: SiteEmulator, *, stats: bool = False) -> None:
+async def _run_until_signalled(emulator: Any, *, stats: bool = False) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed: list[signal.Signals] = []
@@ -269,11 +271,68 @@ async def _run_until_signalled(emulator: SiteEmulator, *, stats: bool = False) -
             loop.remove_signal_handler(signum)
 
 
+#: The plugins the emulator plays: `--plugin NAME`.
+PLUGINS = ("wpaicg", "aipkit", "aiengine")
+
+
+def _plugin_of(argv: Sequence[str]) -> str:
+    """The `--plugin` among `argv` (default wpaicg); the rest is the plugin's own."""
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--plugin", choices=PLUGINS, default="wpaicg")
+    known, _ = chooser.parse_known_args(list(argv))
+    return str(known.plugin)
+
+
+def plugin_parser(
+    plugin: str, prog: str = "python -m chatgpt4o.testing"
+) -> argparse.ArgumentParser:
+    """The options of the emulator of `plugin` (all of them take `--plugin`)."""
+    if plugin == "wpaicg":
+        parser = build_parser(prog)
+    else:
+        parser = argparse.ArgumentParser(
+            prog=prog,
+            description=f"Run a local emulator of a WordPress site with {_TITLES[plugin]}. "
+            "The first line printed is the site URL.",
+        )
+        parser.add_argument("--stats", action="store_true",
+                            help="print the counters as JSON when stopped")
+        _module(plugin).build_parser_arguments(parser)
+    parser.add_argument(
+        "--plugin", choices=PLUGINS, default="wpaicg",
+        help="which plugin the site runs: wpaicg (AI Power <= 2.2, the default), aipkit "
+        "(AI Power 2.3+) or aiengine (Meow Apps' AI Engine); each has options of its own "
+        "(see --plugin NAME --help)",
+    )
+    return parser
+
+
+_TITLES = {"aipkit": "AI Power 2.3+ (AIPKit)", "aiengine": "Meow Apps' AI Engine"}
+
+
+def _module(plugin: str) -> Any:
+    if plugin == "aiengine":
+        from . import _aiengine
+
+        return _aiengine
+    from . import _aipkit  # type: ignore[attr-defined,unused-ignore]
+
+    return _aipkit
+
+
+def _emulator_for(plugin: str, args: argparse.Namespace) -> Any:
+    if plugin == "wpaicg":
+        return _make_emulator(args)
+    return _module(plugin).emulator_from_args(args)
+
+
 def serve(argv: Sequence[str] | None = None, *, prog: str = "python -m chatgpt4o.testing") -> int:
     """Run the emulator until SIGINT/SIGTERM (Ctrl-C); print its URL first. Returns 0."""
-    args = build_parser(prog).parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugin = _plugin_of(argv)
+    args = plugin_parser(plugin, prog).parse_args(argv)
     try:
-        emulator = _make_emulator(args)
+        emulator = _emulator_for(plugin, args)
     except (ValueError, OSError) as exc:  # a bad option, or unreadable certificate files
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -13,11 +13,28 @@ from typing import Any
 
 from ._emulator import SiteEmulator
 
+
+def emulator_class(plugin: str) -> Any:
+    """The emulator class of `plugin`: "wpaicg" (AI Power <= 2.2, `SiteEmulator`),
+    "aipkit" (AI Power 2.3+) or "aiengine" (AI Engine)."""
+    if plugin == "wpaicg":
+        return SiteEmulator
+    if plugin == "aiengine":
+        from ._aiengine import AIEngineEmulator
+
+        return AIEngineEmulator
+    if plugin == "aipkit":
+        from . import _aipkit  # type: ignore[attr-defined,unused-ignore]
+
+        return _aipkit.AipkitEmulator
+    raise ValueError(f"plugin must be one of wpaicg, aipkit, aiengine, not {plugin!r}")
+
 __all__ = ["EmulatorThread"]
 
 
 class EmulatorThread:
-    """Run ``emulator`` (or ``SiteEmulator(**kwargs)``) in a background thread.
+    """Run ``emulator`` (or a new one: ``SiteEmulator(**kwargs)``, or the emulator of
+    ``plugin``, "aipkit" or "aiengine") in a background thread.
 
     ::
 
@@ -33,11 +50,15 @@ class EmulatorThread:
         emulator: SiteEmulator | None = None,
         *,
         start_timeout: float = 10.0,
+        plugin: str = "wpaicg",
         **kwargs: Any,
     ) -> None:
         if emulator is not None and kwargs:
             raise TypeError("pass either an emulator or SiteEmulator keyword arguments")
-        self.emulator: SiteEmulator = emulator if emulator is not None else SiteEmulator(**kwargs)
+        if emulator is None:
+            emulator = emulator_class(plugin)(**kwargs)
+        # (an AIPKit or AI Engine emulator has the same start/stop/url and counters)
+        self.emulator: SiteEmulator = emulator
         self.start_timeout = start_timeout
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

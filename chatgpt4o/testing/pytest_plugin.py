@@ -3,7 +3,8 @@
 - ``chatgpt4o_emulator``: a fresh, running :class:`~chatgpt4o.testing.SiteEmulator` per
   test, served from a background thread (works in sync tests and under any async
   framework). Configure it with the marker
-  ``@pytest.mark.chatgpt4o_emulator(stream=True, ...)`` (keywords of ``SiteEmulator``).
+  ``@pytest.mark.chatgpt4o_emulator(stream=True, ...)`` (keywords of ``SiteEmulator``;
+  ``plugin="aipkit"`` or ``plugin="aiengine"`` for the other plugins' emulators).
 - ``chatgpt4o_provider``: ``Chatgpt4o.for_site(url)`` of the emulator, its cache empty.
 
 This module is imported in every pytest run of an environment where chatgpt4o is
@@ -48,8 +49,11 @@ def chatgpt4o_emulator(request: pytest.FixtureRequest) -> Iterator[SiteEmulator]
 @pytest.fixture
 def chatgpt4o_provider(chatgpt4o_emulator: SiteEmulator) -> type[Chatgpt4o]:
     """``Chatgpt4o.for_site`` of ``chatgpt4o_emulator``, with an empty cache."""
-    from chatgpt4o import Chatgpt4o
+    from chatgpt4o import AIEngine, Chatgpt4o
 
-    provider = Chatgpt4o.for_site(chatgpt4o_emulator.url)
+    if type(chatgpt4o_emulator).__name__ == "AIEngineEmulator":
+        provider: type[Chatgpt4o] = AIEngine.for_site(chatgpt4o_emulator.url + "/")  # type: ignore[assignment]
+    else:
+        provider = Chatgpt4o.for_site(chatgpt4o_emulator.url)
     provider.reset_cache()  # a port may be reused by a later test's emulator
     return provider
