@@ -65,7 +65,13 @@ class _Discovery(ChatProtocol[tuple[int, Any], None]):
         return _AnyReader([c.protocol.page_reader(bot) for c in self.candidates])
 
     def check_answer(
-        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
     ) -> None:
         self.candidates[0].protocol.check_answer(status, headers, body, page=True)
 

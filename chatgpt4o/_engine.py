@@ -380,7 +380,7 @@ class Engine(Generic[Credentials, Prepared]):
         known = self.site.credentials
         if stale is None and known is not None and self.protocol.complete(known) is not None:
             credentials = known  # read from the page already, only not complete yet
-        elif stale is not None:
+        elif stale is not None and not (running.rejection and running.rejection.reload_page):
             refresh = self.protocol.refresh(stale)
             if refresh is not None:
                 credentials = self.protocol.read_completion(
@@ -516,6 +516,7 @@ class Engine(Generic[Credentials, Prepared]):
                 response.status_code,
                 response.headers,
                 body[:ERROR_BODY_BYTES].decode("utf-8", "replace"),
+                credentials=credentials,
             )
         return self.protocol.read_reply(credentials, running.conversation, body)
 
@@ -535,7 +536,9 @@ class Engine(Generic[Credentials, Prepared]):
                     body = await _read_some(response)
             finally:
                 await response.aclose()
-            self.protocol.check_answer(response.status_code, response.headers, body)
+            self.protocol.check_answer(
+                response.status_code, response.headers, body, credentials=credentials
+            )
         stream = ReplyStream(
             response,
             self.protocol.reply_reader(credentials, running.conversation),

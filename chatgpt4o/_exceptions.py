@@ -213,12 +213,15 @@ class StaleCredentials(ProviderError):
         *,
         if_again: ProviderError | None = None,
         only_if_renewed: bool = False,
+        reload_page: bool = False,
     ) -> None:
         if only_if_renewed and if_again is None:
             raise ValueError("only_if_renewed needs the error to raise instead (if_again)")
         self.server_message = server_message
         self.if_again = if_again
         self.only_if_renewed = only_if_renewed
+        #: Only a new load of the page can tell (not the protocol's cheaper refresh).
+        self.reload_page = reload_page
         super().__init__(server_message)
 
 

@@ -96,7 +96,12 @@ def _set_credential(cls: type, **value: str) -> None:
         else:
             site.credentials = replace(known, nonce=value["nonce"])
         return
-    if not isinstance(known, PageInfo):
+    if known is not None and not isinstance(known, PageInfo):
+        if "nonce" not in value:
+            raise AttributeError(f"{cls.__name__}'s site has no post ID to set")
+        site.credentials = replace(known, nonce=value["nonce"])  # type: ignore[type-var]
+        return
+    if known is None:
         known = PageInfo(post_id="", nonce="", site_url=cls.url)  # type: ignore[attr-defined]
     site.credentials = replace(known, **value)  # type: ignore[arg-type]
 

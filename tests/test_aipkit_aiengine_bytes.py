@@ -1,6 +1,6 @@
 """The AIPKit and AI Engine protocol modules on bytes alone: pages, requests and answers
-(docs/protocol.md §8 and §9). End to end against the emulators: tests/test_aipkit.py and
-tests/test_aiengine.py."""
+(docs/protocol.md §8 and §9). End to end against the emulators: tests/test_aiengine.py
+and tests/test_aipkit.py."""
 
 from __future__ import annotations
 
@@ -319,3 +319,48 @@ def test_aiengine_errors() -> None:
     assert limited.value.retryable is False
     with pytest.raises(ServiceError, match="Oops"):
         check_aiengine_status(500, {}, '{"success":false,"message":"Oops!","overLimit":false}')
+
+
+def test_aipkit_an_event_split_across_chunks_keeps_its_name() -> None:
+    reader = AipkitReplyReader()
+    assert reader.feed(b"event: error\nid: err-1\n") == []
+    with pytest.raises(StaleCredentials):
+        reader.feed(b'data: {"error":"Security check failed. Please refresh the page."}\n\n')
+
+
+def test_aipkit_ajax_url_on_another_host_is_not_used() -> None:
+    page = aipkit_page(aipkit_tag(1)).replace(b"https:\\/\\/example.com", b"https:\\/\\/evil.test")
+    info = scrape(page)
+    assert info is not None
+    assert info.ajax_url == "https://example.com/wp-admin/admin-ajax.php"
+
+
+def test_aiengine_rest_url_on_another_host_is_not_used() -> None:
+    info = aiengine_credentials(aiengine_page(rest_url="https://evil.test/wp-json"))
+    assert info is not None
+    assert info.rest_url == "https://example.com/wp-json"
+
+
+def test_aiengine_renewal_on_a_site_without_sessions_reads_the_page() -> None:
+    info = aiengine_credentials(aiengine_page(nonce="a1b2c3d4e5"))
+    assert info is not None
+    no_route = Answer(404, {}, b'{"code":"rest_no_route","message":"x","data":{"status":404}}')
+    assert AIEngineProtocol().read_completion(info, no_route) is None
+    fresh = aiengine_credentials(aiengine_page())
+    assert fresh is not None
+    completed = AIEngineProtocol().read_completion(fresh, no_route)
+    assert completed is not None
+    assert completed.nonce == ""  # before 2.4.4: no nonce header at all
+
+
+def test_the_ai_power_composite_judges_aipkit_answers_by_aipkit_rules() -> None:
+    from chatgpt4o.protocols.aipower import AIPowerProtocol
+
+    body = json.dumps({"success": False, "data": {"message": "You have reached your quota "
+                       "for this period.", "code": "quota"}})
+    with pytest.raises(ServiceError) as caught:
+        AIPowerProtocol().check_answer(429, {}, body, credentials=aipkit_credentials())
+    assert caught.value.kind == "token_limit"
+    with pytest.raises(StaleCredentials) as gone:  # the JSON action removed (2.4.1)
+        AIPowerProtocol().check_answer(400, {}, "0", credentials=aipkit_credentials())
+    assert gone.value.reload_page

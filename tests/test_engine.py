@@ -273,7 +273,13 @@ class ToyProtocol(ChatProtocol[str, str]):
         return ToyReplies()
 
     def check_answer(
-        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
     ) -> None:
         if status == 403 and body == "stale":
             raise StaleCredentials(body)

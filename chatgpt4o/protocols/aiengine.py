@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES
 from .._exceptions import (
@@ -155,6 +156,10 @@ class AIEngineScraper:
         context, limit = system.get("contextId"), params.get("textInputMaxLength")
         nonce, session = system.get("restNonce"), system.get("sessionId")
         greeting = params.get("startSentence")
+        if page_url:  # the nonce goes to the page's own host only (docs/protocol.md §9.1)
+            named, page = urlsplit(rest_url), urlsplit(page_url)
+            if (named.scheme, named.netloc) != (page.scheme, page.netloc):
+                rest_url = f"{page.scheme}://{page.netloc}/wp-json"
         return AIEngineInfo(
             rest_url=rest_url,
             bot_id=None if bot_id in (None, "") else str(bot_id),
@@ -397,8 +402,9 @@ class AIEngineProtocol(ChatProtocol[AIEngineInfo, AIEnginePrepared]):
         if answer.status_code == 404 and isinstance(parsed, dict) and (
             parsed.get("code") == "rest_no_route"
         ):
-            # Before 2.4.4 there are no sessions: the page's own nonce, or none at all.
-            return replace(credentials, nonce=credentials.nonce or "")
+            # Before 2.4.4 there are no sessions. Completing: the page's own nonce, or
+            # none at all. Renewing a rejected nonce: only the page has a new one.
+            return None if credentials.nonce else replace(credentials, nonce="")
         check_aiengine_status(answer.status_code, answer.headers, body)
         nonce = parsed.get("restNonce") if isinstance(parsed, dict) else None
         if not isinstance(nonce, str) or not nonce:
@@ -468,7 +474,13 @@ class AIEngineProtocol(ChatProtocol[AIEngineInfo, AIEnginePrepared]):
         return AIEngineReplyReader(credentials, conversation)
 
     def check_answer(
-        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
     ) -> None:
         check_aiengine_status(status, headers, body, page=page)
 

@@ -151,6 +151,7 @@ class AipkitScraper:
             raise ScrapeError("The AIPKit chatbot's data-config has no nonce", body=self.text)
         if not isinstance(ajax_url, str) or not ajax_url.startswith(("http://", "https://")):
             raise ScrapeError("The AIPKit chatbot's data-config has no ajaxUrl", body=self.text)
+        ajax_url = _on_host_of(ajax_url, page_url)
         post_id = config.get("postId")
         found = _VERSION.search(self._page)
         return AipkitInfo(
@@ -163,6 +164,17 @@ class AipkitScraper:
             page_url=page_url,
             site_url=site_url,
         )
+
+
+def _on_host_of(ajax_url: str, page_url: str) -> str:
+    """`ajaxUrl` when it is on the page's own scheme and host; else admin-ajax.php at the
+    page's origin: the nonce is never sent to another host (docs/protocol.md §8.1)."""
+    if not page_url:
+        return ajax_url
+    named, page = urlsplit(ajax_url), urlsplit(page_url)
+    if (named.scheme, named.netloc) == (page.scheme, page.netloc):
+        return ajax_url
+    return f"{page.scheme}://{page.netloc}/wp-admin/admin-ajax.php"
 
 
 def _read_config(value: str) -> dict[str, Any] | None:
@@ -309,7 +321,9 @@ class AipkitReplyReader(ReplyReader):
         if cut == 0:
             return []
         pieces: list[str] = []
-        for line in bytes(self._buffer[:cut]).split(b"\n"):
+        # Whole lines only (without the last line break: what follows it is not a blank
+        # line yet, only the start of the next chunk).
+        for line in bytes(self._buffer[: cut - 1]).split(b"\n"):
             self._line(line.rstrip(b"\r"), pieces)
             if self._done:
                 break
@@ -546,7 +560,13 @@ class AipkitProtocol(ChatProtocol[AipkitInfo, AipkitPrepared]):
         return AipkitReplyReader()
 
     def check_answer(
-        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
     ) -> None:
         check_aipkit_status(status, headers, body, page=page)
 

@@ -119,9 +119,14 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
             inner: Conversation[AipkitPrepared] = Conversation(
                 conversation.prepared.aipkit, recalled=_own(conversation.recalled, "aipkit")
             )
-            last = yield from self.aipkit.turn(
-                credentials, inner, visitor=visitor, stream=stream
-            )
+            try:
+                last = yield from self.aipkit.turn(
+                    credentials, inner, visitor=visitor, stream=stream
+                )
+            except PluginUnavailableError as gone:
+                raise StaleCredentials(
+                    str(gone), if_again=gone, only_if_renewed=True, reload_page=True
+                ) from None
             conversation.state = ("aipkit", inner.state)
             return last
         legacy: Conversation[Prepared] = Conversation(
@@ -156,13 +161,25 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
         return reply
 
     def check_answer(
-        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
     ) -> None:
         try:
-            self.legacy.check_answer(status, headers, body, page=page)
+            if isinstance(credentials, AipkitInfo):
+                self.aipkit.check_answer(status, headers, body, page=page)
+            else:
+                self.legacy.check_answer(status, headers, body, page=page)
         except PluginUnavailableError as gone:
-            # Upgraded under us (2.3+ has no legacy action): read the page once more.
-            raise StaleCredentials(str(gone), if_again=gone, only_if_renewed=True) from None
+            # Upgraded (2.3+ has no legacy action) or downgraded under us, or the JSON
+            # action gone (2.4.1): only the page can tell; read it once more.
+            raise StaleCredentials(
+                str(gone), if_again=gone, only_if_renewed=True, reload_page=True
+            ) from None
 
     def new_visitor_id(self) -> str:
         return self.aipkit.new_visitor_id()

@@ -181,9 +181,16 @@ class ChatProtocol(ABC, Generic[Credentials, Prepared]):
 
     @abstractmethod
     def check_answer(
-        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: Credentials | None = None,
     ) -> None:
         """Raise the typed error for an answer that is not a success; return otherwise.
+        `credentials` are those the request carried (None for a page load).
 
         `body` is the start of the answer (decoded); `page` says it answered a page load
         rather than a chat request. Raises `StaleCredentials` for rejected credentials.

@@ -1024,7 +1024,13 @@ class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
         return reader.close()
 
     def check_answer(
-        self, status: int, headers: Mapping[str, str], body: str, *, page: bool = False
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
     ) -> None:
         check_status(status, headers, body, ajax=not page)
 
