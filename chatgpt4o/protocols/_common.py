@@ -3,14 +3,72 @@ challenges, and the HTTP statuses that mean the same on any WordPress site."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
-from typing import NoReturn
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
-from .._exceptions import CloudflareError, HTTPStatusError, RateLimitError, redact
+from .._exceptions import CloudflareError, HTTPStatusError, RateLimitError, ResponseError, redact
 from .._retry import parse_retry_after
+from .base import PageReader
 
-__all__ = ["attributes", "is_cloudflare", "raise_for_status"]
+__all__ = [
+    "ScraperReader",
+    "attributes",
+    "event_object",
+    "is_cloudflare",
+    "json_object",
+    "raise_for_status",
+]
+
+_Credentials = TypeVar("_Credentials")
+_Found = TypeVar("_Found", covariant=True)
+
+
+class _Scraper(Protocol[_Found]):
+    """What a protocol's page scraper offers: read chunks, then the credentials."""
+
+    def feed(self, chunk: bytes) -> bool: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def result(self, *, page_url: str = "", site_url: str = "") -> _Found | None: ...
+
+
+class ScraperReader(PageReader[_Credentials], Generic[_Credentials]):
+    """A `PageReader` over a protocol's scraper."""
+
+    __slots__ = ("_scraper",)
+
+    def __init__(self, scraper: _Scraper[_Credentials]) -> None:
+        self._scraper = scraper
+
+    def feed(self, chunk: bytes) -> bool:
+        return self._scraper.feed(chunk)
+
+    def text(self) -> str:
+        return self._scraper.text
+
+    def result(self, *, page_url: str, site_url: str) -> _Credentials | None:
+        return self._scraper.result(page_url=page_url, site_url=site_url)
+
+
+def json_object(data: bytes | str, what: str = "the answer") -> dict[str, Any]:
+    """`data` as a JSON object, or the `ResponseError` that says what came instead."""
+    shown = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as err:
+        raise ResponseError(f"Unexpected response: {what} is not JSON", body=shown) from err
+    if not isinstance(value, dict):
+        raise ResponseError(f"Unexpected response: {what} is not a JSON object", body=shown)
+    return value
+
+
+def event_object(data: bytes) -> dict[str, Any]:
+    """A stream event's data as a JSON object (see `json_object`)."""
+    return json_object(data, "a stream event")
 
 # name = "value" | 'value' | bare; names as plugins write them (data-openai_stream_nav)
 _ATTRIBUTE = re.compile(r"""([\w:.-]{1,100})\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")

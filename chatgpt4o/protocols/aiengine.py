@@ -34,7 +34,7 @@ from .._exceptions import (
 from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
 from .._transports.base import Request
-from ._common import attributes, raise_for_cloudflare, raise_for_status
+from ._common import ScraperReader, attributes, raise_for_cloudflare, raise_for_status
 from .base import Answer, ChatProtocol, Conversation, PageReader, ReplyReader, Turn
 
 __all__ = [
@@ -173,20 +173,6 @@ class AIEngineScraper:
             page_url=page_url,
             site_url=site_url,
         )
-
-
-class _PageReader(PageReader[AIEngineInfo]):
-    def __init__(self, bot: str | None) -> None:
-        self._scraper = AIEngineScraper(bot=bot)
-
-    def feed(self, chunk: bytes) -> bool:
-        return self._scraper.feed(chunk)
-
-    def text(self) -> str:
-        return self._scraper.text
-
-    def result(self, *, page_url: str, site_url: str) -> AIEngineInfo | None:
-        return self._scraper.result(page_url=page_url, site_url=site_url)
 
 
 # -- the request ------------------------------------------------------------------------
@@ -369,7 +355,7 @@ class AIEngineProtocol(ChatProtocol[AIEngineInfo, AIEnginePrepared]):
         return prepare_aiengine(turns)
 
     def page_reader(self, bot: str | None = None) -> PageReader[AIEngineInfo]:
-        return _PageReader(bot)
+        return ScraperReader(AIEngineScraper(bot=bot))
 
     def usable(self, credentials: AIEngineInfo) -> bool:
         return credentials.nonce is not None

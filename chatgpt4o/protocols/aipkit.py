@@ -36,7 +36,14 @@ from .._exceptions import (
 from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
 from .._transports.base import Request
-from ._common import attributes, raise_for_cloudflare, raise_for_status
+from ._common import (
+    ScraperReader,
+    attributes,
+    event_object,
+    json_object,
+    raise_for_cloudflare,
+    raise_for_status,
+)
 from .base import Answer, ChatProtocol, Conversation, PageReader, ReplyReader, Turn
 
 __all__ = [
@@ -188,20 +195,6 @@ def _read_config(value: str) -> dict[str, Any] | None:
     return config
 
 
-class _PageReader(PageReader[AipkitInfo]):
-    def __init__(self, bot: str | None) -> None:
-        self._scraper = AipkitScraper(bot=bot)
-
-    def feed(self, chunk: bytes) -> bool:
-        return self._scraper.feed(chunk)
-
-    def text(self) -> str:
-        return self._scraper.text
-
-    def result(self, *, page_url: str, site_url: str) -> AipkitInfo | None:
-        return self._scraper.result(page_url=page_url, site_url=site_url)
-
-
 # -- the request ------------------------------------------------------------------------
 
 
@@ -265,21 +258,6 @@ def _raise_for_json_error(answer: Mapping[str, Any]) -> None:
     if data.get("code") in _NONCE_CODES:
         raise StaleCredentials(text)
     _raise_for_error_text(text, data)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        answer = json.loads(body.decode("utf-8").lstrip("\ufeff"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ResponseError(
-            "Unexpected response: the answer is not JSON", body=body.decode("utf-8", "replace")
-        ) from err
-    if not isinstance(answer, dict):
-        raise ResponseError(
-            "Unexpected response structure: not a JSON object",
-            body=body.decode("utf-8", "replace"),
-        )
-    return answer
 
 
 class AipkitReplyReader(ReplyReader):
@@ -347,13 +325,13 @@ class AipkitReplyReader(ReplyReader):
         if not data and event == b"message":
             return
         if event == b"message":
-            delta = _event_data(data).get("delta")
+            delta = event_object(data).get("delta")
             if isinstance(delta, str) and delta:
                 pieces.append(delta)
         elif event == b"done":
             self._done = True
         elif event == b"error":
-            payload = _event_data(data)
+            payload = event_object(data)
             said = payload.get("error")
             _raise_for_error_text(said if isinstance(said, str) else "", payload)
         elif event == b"display_form_event":
@@ -365,7 +343,7 @@ class AipkitReplyReader(ReplyReader):
 
     def close(self) -> str:
         if self._json:
-            answer = _json_object(bytes(self._buffer))
+            answer = json_object(bytes(self._buffer))
             if answer.get("success") is not True:
                 _raise_for_json_error(answer)
             data = answer.get("data")
@@ -387,22 +365,6 @@ class AipkitReplyReader(ReplyReader):
                 body="".join(self._pieces)[-200:],
             )
         return "".join(self._pieces)
-
-
-def _event_data(data: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, RecursionError) as err:
-        raise ResponseError(
-            "Unexpected response: a stream event is not JSON",
-            body=data.decode("utf-8", "replace"),
-        ) from err
-    if not isinstance(value, dict):
-        raise ResponseError(
-            "Unexpected response: a stream event is not a JSON object",
-            body=data.decode("utf-8", "replace"),
-        )
-    return value
 
 
 def check_aipkit_status(
@@ -442,7 +404,7 @@ class AipkitProtocol(ChatProtocol[AipkitInfo, AipkitPrepared]):
         return prepare_aipkit(turns)
 
     def page_reader(self, bot: str | None = None) -> PageReader[AipkitInfo]:
-        return _PageReader(bot)
+        return ScraperReader(AipkitScraper(bot=bot))
 
     def same_credentials(self, old: AipkitInfo, new: AipkitInfo) -> bool:
         return old.nonce == new.nonce
@@ -468,7 +430,7 @@ class AipkitProtocol(ChatProtocol[AipkitInfo, AipkitPrepared]):
             check_aipkit_status(
                 answer.status_code, answer.headers, answer.body.decode("utf-8", "replace")
             )
-        data = _json_object(answer.body).get("data")
+        data = json_object(answer.body).get("data")
         nonce = data.get("nonce") if isinstance(data, Mapping) else None
         if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
             return None
@@ -515,7 +477,7 @@ class AipkitProtocol(ChatProtocol[AipkitInfo, AipkitPrepared]):
         )
         body = answer.body.decode("utf-8", "replace")
         check_aipkit_status(answer.status_code, answer.headers, body)
-        stored = _json_object(answer.body)
+        stored = json_object(answer.body)
         if stored.get("success") is not True:
             _raise_for_json_error(stored)
         data = stored.get("data")

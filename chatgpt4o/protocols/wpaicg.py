@@ -40,7 +40,7 @@ from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
 from .._transports.base import Request
 from ._common import attributes as html_attributes
-from ._common import raise_for_cloudflare, raise_for_status
+from ._common import event_object, raise_for_cloudflare, raise_for_status
 from .base import ChatProtocol, Conversation, PageReader, ReplyReader, Turn
 
 __all__ = [
@@ -782,8 +782,8 @@ class ReplyParser(ReplyReader):
             return True
         if payload == b"[LIMITED]":
             self._raise_limited()
-        event_object = _event_object(payload)
-        choices = event_object.get("choices")
+        answer = event_object(payload)
+        choices = answer.get("choices")
         if isinstance(choices, list) and choices:
             choice = choices[0]
             delta = choice.get("delta") if isinstance(choice, dict) else None
@@ -793,7 +793,7 @@ class ReplyParser(ReplyReader):
             elif self._error_runs[-1]:
                 self._error_runs.append([])  # the stop frame ends an error sequence
             return False
-        _raise_for_plugin_error(event_object)
+        _raise_for_plugin_error(answer)
         return False
 
     def _read_assistant(
@@ -802,7 +802,7 @@ class ReplyParser(ReplyReader):
         if event == b"thread_id":
             self.thread_id = payload.decode("utf-8", "replace").strip() or None
         elif event == b"thread.message.delta":
-            delta = _event_object(payload).get("delta")
+            delta = event_object(payload).get("delta")
             content = delta.get("content") if isinstance(delta, dict) else None
             for item in content if isinstance(content, list) else ():
                 if isinstance(item, dict) and item.get("type") == "text":
@@ -811,7 +811,7 @@ class ReplyParser(ReplyReader):
                     if isinstance(value, str) and value:
                         pieces.append(value)
         elif event == b"assistant_error":
-            said = _event_object(payload).get("msg") if payload.startswith(b"{") else None
+            said = event_object(payload).get("msg") if payload.startswith(b"{") else None
             raise ServiceError(
                 said if isinstance(said, str) and said else payload.decode("utf-8", "replace")
             )
@@ -879,22 +879,6 @@ class ReplyParser(ReplyReader):
             if isinstance(data, str):
                 return data
         return ""
-
-
-def _event_object(payload: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(payload)
-    except (ValueError, RecursionError) as err:
-        raise ResponseError(
-            "Unexpected response: a stream event is not JSON",
-            body=payload.decode("utf-8", "replace"),
-        ) from err
-    if not isinstance(event, dict):
-        raise ResponseError(
-            "Unexpected response: a stream event is not a JSON object",
-            body=payload.decode("utf-8", "replace"),
-        )
-    return event
 
 
 def _frame_text(payload: bytes) -> str:
