@@ -1249,3 +1249,47 @@ async def test_concurrent_conversations(http: aiohttp.ClientSession, emu: Aipkit
     )
     assert all(events[-1] == DONE for events in results)
     assert len(emu.conversations) == 5
+
+
+async def test_release_2_3_31_refused_every_stream_on_the_free_plan(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with aipkit("2.3.31") as emu:
+        status, _, body = await cache(http, emu)  # no Origin: fine
+        assert status == 200
+        raw = (await stream(http, emu, body["data"]["cache_key"]))[1]
+        error = {"error": "This domain is not permitted to access the chatbot."}
+        assert parse_events(raw) == [("error", "err-1796076000", error), DONE]
+        # any Origin at all, the site's own included, is "embedding"
+        status, _, body = await cache(http, emu, headers={"Origin": emu.url})
+        assert (status, body["data"]["code"]) == (403, "embed_not_available")
+    async with aipkit(
+        "2.3.31", pro=True, bots=[Bot(4, allowed_domains=("https://a.example",))]
+    ) as emu:
+        status, _, body = await cache(http, emu, headers={"Origin": emu.url})
+        assert (status, body["data"]["code"]) == (403, "cors_denied")
+        assert (await send(http, emu))[-1] == DONE  # no Origin: allowed on Pro
+    async with aipkit("2.3.32") as emu:
+        assert (await cache(http, emu, headers={"Origin": emu.url}))[0] == 200
+        assert (await send(http, emu))[-1] == DONE
+
+
+async def test_images_were_taken_loosely_before_2_3_71(http: aiohttp.ClientSession) -> None:
+    png = base64.b64encode(b"\x89PNG").decode()
+    async with aipkit("2.3.70") as emu:
+        loose = json.dumps([{"mime_type": "image/gif", "base64_data": "!!"}])
+        assert (await cache(http, emu, "", extra={"image_inputs": loose}))[0] == 200
+        for raw in ("nope", json.dumps([{"mime_type": "text/plain", "base64_data": png}])):
+            status, _, body = await cache(http, emu, "", extra={"image_inputs": raw})
+            assert (status, body["data"]["code"]) == (400, "empty_data_to_cache")
+
+
+async def test_stored_replies_name_the_model(
+    http: aiohttp.ClientSession, emu: AipkitEmulator
+) -> None:
+    events = await send(http, emu)
+    stored = next(iter(emu.conversations.values()))
+    assert stored[1]["provider"] == "OpenAI"
+    assert stored[1]["model"] == "gpt-4o-mini"
+    assert stored[1]["openai_response_id"] == events[-2][2]["id"]
+    assert stored[1]["message_id"] == events[0][2]["message_id"].replace(".", "")

@@ -100,6 +100,7 @@ __all__ = [
     "ACTION_STREAM",
     "AJAX_PATH",
     "CACHE_TTL",
+    "MODEL",
     "NONCE_ACTION",
     "AipkitEmulator",
     "AipkitFault",
@@ -127,6 +128,8 @@ ACTION_HISTORY = "aipkit_get_conversation_history"
 NONCE_ACTION = "aipkit_frontend_chat_nonce"
 #: Seconds a cache key lives.
 CACHE_TTL = 60
+#: The model the bots name (the plugin's default for OpenAI).
+MODEL = "gpt-4o-mini"
 # Expired keys stay (answering "expired") until the plugin's hourly clean-up.
 _CACHE_CLEANUP = 3600
 
@@ -298,8 +301,11 @@ class AipkitEmulator:
             (``user``); contents trimmed, empty ones left out, as the plugin sends them.
         conversations: what the site stored, per ``(bot_id, session_id,
             conversation_uuid)``: ``{"message_id", "role", "content", "timestamp"}``
-            entries, oldest first, ``role`` ``"user"`` or ``"bot"``. A user message is
-            stored before the model is called; the reply only when the model succeeded.
+            entries, oldest first, ``role`` ``"user"`` or ``"bot"`` (the model's replies
+            also name ``provider``, ``model`` and, for OpenAI, ``openai_response_id``). A
+            user message is stored before the model is called (so a failed turn leaves it
+            behind); the reply only when the model succeeded, or partly when its stream
+            stopped early (``upstream_cut``, ``connection_error``).
         quota_usage: answers counted against ``guest_quota``, per ``(bot_id, session_id)``.
 
     Args:
@@ -677,7 +683,7 @@ class AipkitEmulator:
         if kind == "message":
             return await self._json_message(request, record, post, fields, version, fault, extra)
         if kind == "nonce":
-            return self._nonce_refresh(request, post, extra)
+            return self._nonce_refresh(request, post, version, extra)
         if action == ACTION_HISTORY:
             return self._history(post, fields, extra)
         return _answer(400, "0", extra=extra)
@@ -708,19 +714,25 @@ class AipkitEmulator:
         return _origin_parts(self.url)[1]
 
     def _embed_check(
-        self, request: web.BaseRequest, bot_id: int
+        self, request: web.BaseRequest, bot_id: int, version: versions.Version
     ) -> tuple[bool | None, list[tuple[str, str]]]:
         """``AIPKit_CORS_Manager::check_and_set_cors_headers``: ``(allowed, headers)``;
         ``allowed`` is ``None`` where the plugin dies (Pro, and no such bot: its settings
-        getter returns a ``WP_Error`` from a function typed ``array``)."""
-        if not self._is_cross_origin(request):
+        getter returns a ``WP_Error`` from a function typed ``array``).
+
+        2.3.31 checked the plan first (so the free plan refused every request) and then any
+        Origin at all against the allow-list, the site's own included."""
+        naive = versions.embed_gate_is_naive(version)
+        if naive and not self.pro:
+            return False, []
+        origin = request.headers.get("Origin", "").strip()
+        if not origin or (not naive and not self._is_cross_origin(request)):
             return True, []
         if not self.pro:
             return False, []
         bot = self.bot(bot_id)
         if bot is None:
             return None, []
-        origin = request.headers.get("Origin", "").strip()
         allowed_list = [entry.rstrip("/") for entry in bot.allowed_domains if entry.strip()]
         if allowed_list and origin.rstrip("/") not in allowed_list:
             return False, []
@@ -731,6 +743,33 @@ class AipkitEmulator:
             ("Access-Control-Allow-Credentials", "true"),
         ]
         return True, headers
+
+    def _post_gate(
+        self,
+        request: web.BaseRequest,
+        bot_id: int,
+        version: versions.Version,
+        *,
+        with_code: bool,
+    ) -> web.Response | list[tuple[str, str]]:
+        """The cross-origin rule of step 1 and the JSON action: the refusal, or the Pro
+        CORS headers to add."""
+        if not versions.has_embed_gate(version) or bot_id <= 0:
+            return []
+        if versions.embed_gate_is_naive(version):
+            cross = bool(request.headers.get("Origin", ""))  # any Origin at all
+        else:
+            cross = self._is_cross_origin(request)
+        if not cross:
+            return []
+        if not self.pro:
+            return _json_error(403, MSG_EMBED, "embed_not_available" if with_code else None)
+        allowed, cors = self._embed_check(request, bot_id, version)
+        if allowed is None:
+            return _answer(500, _CRITICAL_ERROR)
+        if not allowed:
+            return _json_error(403, MSG_CORS, "cors_denied" if with_code else None)
+        return cors
 
     # step 1: aipkit_cache_sse_message ---------------------------------------------------
 
@@ -744,15 +783,11 @@ class AipkitEmulator:
         extra: list[tuple[str, str]],
     ) -> web.StreamResponse:
         bot_id = absint(post["bot_id"]) if "bot_id" in post else 0
-        if versions.has_embed_gate(version) and bot_id > 0 and self._is_cross_origin(request):
-            if not self.pro:
-                return _json_error(403, MSG_EMBED, "embed_not_available", extra)
-            allowed, cors = self._embed_check(request, bot_id)
-            if allowed is None:
-                return _answer(500, _CRITICAL_ERROR, extra=extra)
-            if not allowed:
-                return _json_error(403, MSG_CORS, "cors_denied", extra)
-            extra = [*extra, *cors]
+        gate = self._post_gate(request, bot_id, version, with_code=True)
+        if isinstance(gate, web.Response):
+            gate.headers.extend(extra)
+            return gate
+        extra = [*extra, *gate]
         nonce = post.get("_ajax_nonce")
         stale = fault is not None and fault.kind == "stale_nonce"
         if nonce is None or stale or not self._nonce_ok(sanitize_key(nonce)):
@@ -765,11 +800,14 @@ class AipkitEmulator:
         images = 0
         raw_images = post.get("image_inputs")
         if raw_images is not None and not php_empty(raw_images):
-            checked = _check_images(raw_images)
-            if isinstance(checked, tuple):
-                status, text, code = checked
-                return _json_error(status, text, code, extra)
-            images = checked
+            if not versions.checks_images(version):
+                images = _first_image(raw_images)
+            else:
+                checked = _check_images(raw_images)
+                if isinstance(checked, tuple):
+                    status, text, code = checked
+                    return _json_error(status, text, code, extra)
+                images = checked
         if php_empty(message) and not images:
             return _json_error(400, MSG_CACHE_EMPTY, "empty_data_to_cache", extra)
         if fault is not None and fault.kind == "cache_store_failed":
@@ -841,7 +879,7 @@ class AipkitEmulator:
         bot_id = absint(query["bot_id"]) if "bot_id" in query else 0
         refusal = ""
         if versions.has_embed_gate(version) and bot_id > 0:
-            allowed, cors = self._embed_check(request, bot_id)
+            allowed, cors = self._embed_check(request, bot_id, version)
             if allowed is None:
                 return _answer(500, _CRITICAL_ERROR, extra=extra)
             if not allowed:
@@ -1025,7 +1063,7 @@ class AipkitEmulator:
             await stream.error(fault.text or DEFAULT_STREAM_ERROR)
             return
         if fault is not None and kind == "connection_error":
-            self._store(turn, "bot", "".join(streamed), message_id)
+            self._store(turn, "bot", "".join(streamed), message_id, from_model=True)
             await stream.error("Connection Error: " + fault.text)
             return
         if fault is not None and kind == "stream_cut":
@@ -1034,9 +1072,12 @@ class AipkitEmulator:
             else:
                 _abort(request, reset=False)
             return
-        if kind != "upstream_cut" and openai:
-            await stream.event("openai_response_id", {"id": response_id})
-        self._store(turn, "bot", "".join(streamed), message_id)
+        completed = response_id if kind != "upstream_cut" else None
+        if completed is not None and openai:
+            await stream.event("openai_response_id", {"id": completed})
+        self._store(
+            turn, "bot", "".join(streamed), message_id, from_model=True, response_id=completed
+        )
         if kind != "upstream_cut":
             key = (turn.bot.id, turn.session_id[:64])
             self.quota_usage[key] = self.quota_usage.get(key, 0) + 1
@@ -1055,15 +1096,11 @@ class AipkitEmulator:
         extra: list[tuple[str, str]],
     ) -> web.StreamResponse:
         bot_id = absint(post["bot_id"]) if "bot_id" in post else 0
-        if versions.has_embed_gate(version) and bot_id > 0 and self._is_cross_origin(request):
-            if not self.pro:
-                return _json_error(403, MSG_EMBED, None, extra)
-            allowed, cors = self._embed_check(request, bot_id)
-            if allowed is None:
-                return _answer(500, _CRITICAL_ERROR, extra=extra)
-            if not allowed:
-                return _json_error(403, MSG_CORS, None, extra)
-            extra = [*extra, *cors]
+        gate = self._post_gate(request, bot_id, version, with_code=False)
+        if isinstance(gate, web.Response):
+            gate.headers.extend(extra)
+            return gate
+        extra = [*extra, *gate]
         if versions.json_action_checks_nonce(version):
             stale = fault is not None and fault.kind == "stale_nonce"
             if stale or not self._nonce_ok(_ajax_referer(fields)):
@@ -1123,23 +1160,28 @@ class AipkitEmulator:
         if fault is not None and kind == "upstream_cut":
             reply = "".join(self._pieces(reply)[: fault.count])
         message_id = self._message_id()
-        self._store(turn, "bot", reply, message_id)
+        response_id = f"resp_{secrets.token_hex(24)}"
+        self._store(turn, "bot", reply, message_id, from_model=True, response_id=response_id)
         if kind != "upstream_cut":
             key = (bot.id, session_id[:64])
             self.quota_usage[key] = self.quota_usage.get(key, 0) + 1
         data: dict[str, object] = {"reply": reply, "message_id": message_id}
         if self.provider == "OpenAI":
-            data["openai_response_id"] = f"resp_{secrets.token_hex(24)}"
+            data["openai_response_id"] = response_id
         return _answer(200, php_json({"success": True, "data": data}), _JSON, extra=extra)
 
     # the other actions ------------------------------------------------------------------
 
     def _nonce_refresh(
-        self, request: web.BaseRequest, post: Mapping[str, str], extra: list[tuple[str, str]]
+        self,
+        request: web.BaseRequest,
+        post: Mapping[str, str],
+        version: versions.Version,
+        extra: list[tuple[str, str]],
     ) -> web.StreamResponse:
         bot_id = absint(post["bot_id"]) if "bot_id" in post else 0
         if bot_id > 0 and self._is_cross_origin(request):
-            allowed, cors = self._embed_check(request, bot_id)
+            allowed, cors = self._embed_check(request, bot_id, version)
             if allowed is None:
                 return _answer(500, _CRITICAL_ERROR, extra=extra)
             if not allowed:
@@ -1169,16 +1211,29 @@ class AipkitEmulator:
     def _message_id(self) -> str:
         return "aipkit-msg-" + uniqid(self.now(), more_entropy=True).replace(".", "")
 
-    def _store(self, turn: _Turn, role: str, content: str, message_id: str) -> None:
+    def _store(
+        self,
+        turn: _Turn,
+        role: str,
+        content: str,
+        message_id: str,
+        *,
+        from_model: bool = False,
+        response_id: str | None = None,
+    ) -> None:
         key = (turn.bot.id, turn.session_id, turn.conversation_uuid)
-        self.conversations.setdefault(key, []).append(
-            {
-                "message_id": sanitize_key(message_id),
-                "role": role,
-                "content": content,
-                "timestamp": int(self.now()),
-            }
-        )
+        entry: dict[str, Any] = {
+            "message_id": sanitize_key(message_id),
+            "role": role,
+            "content": content,
+            "timestamp": int(self.now()),
+        }
+        if from_model:
+            entry["provider"] = self.provider
+            entry["model"] = MODEL
+        if response_id is not None and self.provider == "OpenAI":
+            entry["openai_response_id"] = response_id
+        self.conversations.setdefault(key, []).append(entry)
 
     def _model_messages(self, turn: _Turn, *, include_current: bool) -> list[dict[str, str]]:
         """The bot's instructions, the kept history and the new message, as sent."""
@@ -1326,6 +1381,22 @@ def _origin_parts(origin: str) -> tuple[str, str]:
     else:
         host = netloc.split(":", 1)[0]
     return scheme, host
+
+
+def _first_image(raw: str) -> int:
+    """Up to 2.3.70: the first item counts if it names an ``image/`` type and has data;
+    anything else is dropped without a word."""
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return 0
+    if not isinstance(decoded, list) or not decoded or not isinstance(decoded[0], dict):
+        return 0
+    item = decoded[0]
+    mime = item.get("mime_type")
+    if "base64_data" not in item or not isinstance(mime, str) or not mime.startswith("image/"):
+        return 0
+    return 1
 
 
 def _check_images(raw: str) -> int | tuple[int, str, str]:

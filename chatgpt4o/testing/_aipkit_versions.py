@@ -11,6 +11,8 @@ __all__ = [
     "FIRST",
     "NEWEST",
     "Version",
+    "checks_images",
+    "embed_gate_is_naive",
     "has_embed_gate",
     "has_json_action",
     "has_nonce_refresh",
@@ -67,6 +69,19 @@ def json_message_strips_tags(version: Version) -> bool:
 def has_embed_gate(version: Version) -> bool:
     """Cross-origin requests naming a bot are refused or allow-listed (2.3.31+)."""
     return version >= (2, 3, 31)
+
+
+def embed_gate_is_naive(version: Version) -> bool:
+    """2.3.31 only: on the free plan the stream refused every request naming a bot, and
+    step 1 and the JSON action any request with an Origin header, the site's own included;
+    on Pro any Origin was matched against the allow-list. 2.3.32 compared hosts first."""
+    return version == (2, 3, 31)
+
+
+def checks_images(version: Version) -> bool:
+    """Step 1 validates ``image_inputs`` (count, type, base64, size) with its own error
+    answers (2.3.71+); before, only a first ``image/`` item counted, the rest was dropped."""
+    return version >= (2, 3, 71)
 
 
 def has_nonce_refresh(version: Version) -> bool:
