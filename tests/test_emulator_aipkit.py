@@ -1293,3 +1293,26 @@ async def test_stored_replies_name_the_model(
     assert stored[1]["model"] == "gpt-4o-mini"
     assert stored[1]["openai_response_id"] == events[-2][2]["id"]
     assert stored[1]["message_id"] == events[0][2]["message_id"].replace(".", "")
+
+
+async def test_a_client_that_leaves_mid_stream_gets_no_stored_reply(
+    http: aiohttp.ClientSession,
+) -> None:
+    async with AipkitEmulator(chunk_delay=0.05, stream_chunks=20) as emu:
+        key = (await cache(http, emu))[2]["data"]["cache_key"]
+        params = {
+            "action": ACTION_STREAM,
+            "cache_key": key,
+            "bot_id": "4",
+            "session_id": "s",
+            "conversation_uuid": "c",
+            "_ajax_nonce": emu.current_nonce(),
+        }
+        response = await http.get(emu.ajax_url, params=params)
+        async for line in response.content:
+            if line.startswith(b'data: {"delta"'):
+                break
+        response.close()
+        await asyncio.sleep(0.3)
+        assert [entry["role"] for entry in emu.conversations[(4, "s", "c")]] == ["user"]
+        assert emu.quota_usage == {}
