@@ -20,10 +20,12 @@ message, recorded in :attr:`AipkitEmulator.model_calls`. Nonces are WordPress's,
 action ``aipkit_frontend_chat_nonce``, on an emulated clock.
 
 Order of checks on the stream (each failure an ``error`` event then ``done``): cross-origin
-rule (2.3.31+), nonce, cache key (missing / unknown or used / expired; the key is deleted
-once read), bot, ``conversation_uuid``, ``session_id``, the guest quota, banned IP, banned
-words, moderation; then the user message is stored, a trigger may answer instead of the
-model, and the model streams.
+rule (2.3.31+; 2.3.31 itself refused every stream on the free plan), nonce, cache key
+(missing / unknown or used / expired; the key is deleted once read, so the checks after
+this one use it up), bot, ``conversation_uuid``, ``session_id``, the guest quota, banned
+IP, banned words, moderation; then the user message is stored, a trigger may answer
+instead of the model, and the model streams: ``message_start``, ``status`` events
+(2.3.69+), the deltas, ``openai_response_id``, ``done``.
 
 Where the emulator is simpler than a real site: the quota counts answers, not tokens; the
 model is a function (:data:`Reply`), with the OpenAI Responses API's event shapes for the
@@ -673,8 +675,8 @@ class AipkitEmulator:
             return await self._http_fault(request, fault)
         extra = self._wp_origin_headers(request)
         if request.method == "OPTIONS":
-            # send_origin_headers(): a preflight from anywhere but the site's own host
-            # (any port) is refused before the action is even looked at.
+            # send_origin_headers(): a preflight is refused before the action is looked at
+            # unless its Origin is the site's host, http or https, without a port.
             return _answer(200 if extra else 403, b"", extra=extra, base=())
         if kind == "cache":
             return await self._cache_step(request, record, post, version, fault, extra)
