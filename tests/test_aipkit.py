@@ -198,3 +198,41 @@ def test_the_pytest_fixtures_play_aipkit(
 ) -> None:
     reply = "".join(chatgpt4o_provider.create_completion("", USER_HELLO))
     assert reply == aipkit_reply("Привет!")
+
+
+async def test_json_action_refusals_are_service_errors_not_retried(
+    sleeps: list[float],
+) -> None:
+    from dataclasses import replace
+
+    async with AipkitEmulator(plugin_version="2.4.0") as site:
+        provider = bound(site)
+        await provider.create_async("", USER_HELLO)
+        provider._site.credentials = replace(provider._site.credentials, streams=False)
+        site.fail_next(AipkitFault.model_error("Rate limit reached", code=429))
+        posts = site.posts
+        with pytest.raises(ServiceError, match="Rate limit reached"):
+            await provider.create_async("", USER_HELLO)
+        assert site.posts == posts + 1  # the plugin's refusal is not retried
+        assert sleeps == []
+
+
+def test_the_plugin_version_comes_from_its_script_not_a_stylesheet() -> None:
+    from chatgpt4o.protocols.aipkit import AipkitScraper
+
+    config = (
+        "{&quot;botId&quot;:4,&quot;ajaxUrl&quot;:&quot;https:\\/\\/h\\/wp-admin\\/"
+        "admin-ajax.php&quot;,&quot;nonce&quot;:&quot;3f2a9c1b7e&quot;}"
+    )
+    page = (
+        "<link href='https://h/wp-content/plugins/gpt3-ai-content-generator/dist/css/"
+        "public-main.bundle.css?ver=1787344627'>"
+        f"<div class='aipkit_chat_container' data-config='{config}'></div>"
+        "<script src='https://h/wp-content/plugins/gpt3-ai-content-generator/dist/js/"
+        "public-main.bundle.js?ver=2.4.71'></script>"
+    ).encode()
+    scraper = AipkitScraper()
+    scraper.feed(page)
+    info = scraper.result(page_url="https://h/chat/")
+    assert info is not None
+    assert info.version == "2.4.71"

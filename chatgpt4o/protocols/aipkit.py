@@ -63,7 +63,8 @@ NONCE_ACTION = "aipkit_get_frontend_chat_nonce"
 _DATA_CONFIG = b"data-config"
 _MAX_TAG_BYTES = 256 * 1024  # a data-config is a few KB
 _NONCE = re.compile(r"[0-9a-f]{10}")
-_VERSION = re.compile(rb"gpt3-ai-content-generator/[^\"'>]{0,200}?\?ver=([0-9][0-9.]{0,20})")
+# The plugin's script names its release (a stylesheet's ?ver= is a timestamp on 2.4.71).
+_VERSION = re.compile(rb"gpt3-ai-content-generator/[^\"'>]{0,200}?\.js\?ver=([0-9][0-9.]{0,20})")
 # The step-1 and JSON-action answers to a bad or expired nonce.
 _NONCE_CODES = frozenset({"nonce_failure_cache_sse", "nonce_failure"})
 # What the stream says for a bad nonce (2.3.20+); the browser refreshes the nonce on it.
