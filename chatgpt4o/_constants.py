@@ -16,10 +16,12 @@ __all__ = [
     "INITIAL_RETRY_DELAY",
     "MAX_DOWNLOAD_BYTES",
     "MAX_PAGE_BYTES",
+    "MAX_PARAMS_BYTES",
     "MAX_REQUEST_TIMEOUT",
     "MAX_RESPONSE_BYTES",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
+    "MAX_TAG_BYTES",
     "MODEL_ALIASES",
     "PAGE_DRAIN_BYTES",
     "RETRY_JITTER",
@@ -52,6 +54,11 @@ MAX_PAGE_BYTES = 8 * 1024 * 1024
 PAGE_DRAIN_BYTES = 1024 * 1024
 #: A chat answer (plain or streamed) larger than this is refused.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+#: An opening tag longer than this is not a chat widget (real ones are a few KB; a
+#: data-config with a bot's settings stays far below).
+MAX_TAG_BYTES = 256 * 1024
+#: The script that holds wpaicgParams (or its base64 copy) is read up to this size.
+MAX_PARAMS_BYTES = 256 * 1024
 #: How much of an error answer is read to tell what it is.
 ERROR_BODY_BYTES = 64 * 1024
 #: Any body larger than this is refused by the transport itself (the parsers stop far

@@ -31,7 +31,7 @@ from curl_cffi.requests import AsyncSession
 from curl_cffi.requests import exceptions as curl_exceptions
 
 from .._config import check_proxy, describe_proxy
-from .._constants import DEFAULT_IMPERSONATE
+from .._constants import DEFAULT_IMPERSONATE, MAX_DOWNLOAD_BYTES
 from ._errors import (
     FailureKind,
     closed_under_request,
@@ -55,10 +55,6 @@ CURL_CFFI_VERSION: str = getattr(curl_cffi, "__version__", "unknown")
 _ENVIRONMENT_PROXY_LEAKS = tuple(
     int(part) if part.isdigit() else 0 for part in CURL_CFFI_VERSION.split(".")[:2]
 ) < (0, 17)
-
-#: A body this large is refused outright (the protocol's parsers stop far earlier; this
-#: guards the memory of an answer read whole).
-MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 #: What this module uses of curl_cffi beyond its documented API (see the docstring).
 PRIVATE_API = (

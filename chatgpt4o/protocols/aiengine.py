@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES
+from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES, MAX_TAG_BYTES
 from .._exceptions import (
     PluginUnavailableError,
     RateLimitError,
@@ -51,7 +51,6 @@ SESSION_ROUTE = "/mwai/v1/start_session"
 DEFAULT_MAX_LENGTH = 512
 
 _CONTAINER = b"mwai-chatbot-container"
-_MAX_TAG_BYTES = 256 * 1024
 _STALE_CODES = frozenset({"rest_cookie_invalid_nonce", "rest_forbidden"})
 _CHAT_ID_ALPHABET = string.ascii_lowercase + string.digits
 _JSON_HEADERS = {"content-type": "application/json"}
@@ -121,7 +120,7 @@ class AIEngineScraper:
             if end == -1:
                 return
             self._scan = at + len(_CONTAINER)
-            if start == -1 or end - start > _MAX_TAG_BYTES:
+            if start == -1 or end - start > MAX_TAG_BYTES:
                 continue
             found = attributes(bytes(self._page[start:end]).decode("utf-8", "replace"))
             if "mwai-chatbot-container" not in found.get("class", "").split():

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
-from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES
+from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES, MAX_TAG_BYTES
 from .._exceptions import (
     PluginUnavailableError,
     ResponseError,
@@ -61,7 +61,6 @@ JSON_ACTION = "aipkit_frontend_chat_message"
 NONCE_ACTION = "aipkit_get_frontend_chat_nonce"
 
 _DATA_CONFIG = b"data-config"
-_MAX_TAG_BYTES = 256 * 1024  # a data-config is a few KB
 _NONCE = re.compile(r"[0-9a-f]{10}")
 # The plugin's script names its release (a stylesheet's ?ver= is a timestamp on 2.4.71).
 _VERSION = re.compile(rb"gpt3-ai-content-generator/[^\"'>]{0,200}?\.js\?ver=([0-9][0-9.]{0,20})")
@@ -128,12 +127,12 @@ class AipkitScraper:
     def _find_config(self) -> None:
         lower = self._lower
         while (at := lower.find(_DATA_CONFIG, self._scan)) != -1:
-            start = lower.rfind(b"<", max(0, at - _MAX_TAG_BYTES), at)
+            start = lower.rfind(b"<", max(0, at - MAX_TAG_BYTES), at)
             end = lower.find(b">", at)
             if end == -1:
                 return  # the tag is not whole yet
             self._scan = at + len(_DATA_CONFIG)
-            if start == -1 or end - start > _MAX_TAG_BYTES:
+            if start == -1 or end - start > MAX_TAG_BYTES:
                 continue
             tag = bytes(self._page[start:end]).decode("utf-8", "replace")
             config = _read_config(attributes(tag).get("data-config", ""))

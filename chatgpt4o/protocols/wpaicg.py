@@ -25,7 +25,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import quote_plus, urlencode, urlsplit
 
-from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES
+from .._constants import (
+    BROWSER_HEADERS,
+    MAX_PAGE_BYTES,
+    MAX_PARAMS_BYTES,
+    MAX_RESPONSE_BYTES,
+    MAX_TAG_BYTES,
+)
 from .._exceptions import (
     HTTPStatusError,
     PluginUnavailableError,
@@ -69,10 +75,6 @@ CHATBOX_ACTION = "wpaicg_chatbox_message"
 
 # Class names of the chat widget: the shortcode, and the site-wide chatbox.
 _WIDGET_CLASSES = frozenset({"wpaicg-chat-shortcode", "wpaicg-chatbox"})
-# An opening tag longer than this is not the widget (real ones are under 2 KB).
-_MAX_TAG_BYTES = 64 * 1024
-# wpaicgParams is one line of JSON, a few KB; a base64 copy of it is a third longer.
-_MAX_PARAMS_BYTES = 256 * 1024
 _TAG_NAME_END = frozenset(b" \t\r\n\f/")
 _NONCE = re.compile(r"[0-9a-f]{10}", re.IGNORECASE)
 # data-post-id="11", or "<11" from the widget's markup bug of plugin 1.9.16-2.2
@@ -224,7 +226,7 @@ class PageScraper:
                 self._no_close_before = len(lower)
                 return
             self._scan = end + 1
-            if end - start > _MAX_TAG_BYTES or b"wpaicg-chat" not in lower[start:end]:
+            if end - start > MAX_TAG_BYTES or b"wpaicg-chat" not in lower[start:end]:
                 continue
             attributes = html_attributes(
                 bytes(self._page[start + 4 : end]).decode("utf-8", "replace")
@@ -241,12 +243,12 @@ class PageScraper:
         while (at := lower.find(_PARAMS_NAME, self._params_scan)) != -1:
             end = lower.find(b"</script", at)
             if end == -1:
-                if len(lower) - at > _MAX_PARAMS_BYTES:
+                if len(lower) - at > MAX_PARAMS_BYTES:
                     self._params_scan = at + 1  # not a script we can read
                     continue
                 return  # wait for the end of the script
             self._params_scan = at + 1
-            if end - at <= _MAX_PARAMS_BYTES:
+            if end - at <= MAX_PARAMS_BYTES:
                 script = bytes(self._page[at:end]).decode("utf-8", "replace")
                 self.params = _read_params(script)
                 if self.params is not None:
@@ -261,12 +263,12 @@ class PageScraper:
                 -1,
             )
             if quote == -1:
-                if len(lower) - start > _MAX_PARAMS_BYTES:
+                if len(lower) - start > MAX_PARAMS_BYTES:
                     self._uri_scan = start
                     continue
                 return
             self._uri_scan = quote
-            if quote - start > _MAX_PARAMS_BYTES:
+            if quote - start > MAX_PARAMS_BYTES:
                 continue
             try:
                 decoded = base64.b64decode(bytes(self._page[start:quote]), validate=False)
@@ -725,7 +727,7 @@ class ReplyParser(ReplyReader):
             ):
                 return False  # too little to tell yet
             line_end = self._buffer.find(b"\n")
-            if line_end == -1 and not final and len(self._buffer) < _MAX_PARAMS_BYTES:
+            if line_end == -1 and not final and len(self._buffer) < MAX_PARAMS_BYTES:
                 return False  # a line that may be PHP's warning: wait until it is whole
             line = self._buffer if line_end == -1 else self._buffer[:line_end]
             if _PHP_NOISE.match(line) is None and _BREAK_LINE.fullmatch(line) is None:
