@@ -638,3 +638,17 @@ def test_bad_emulator_options_are_usage_errors(arguments: tuple[str, ...], said:
     assert result.returncode == 2
     assert said in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bot_picks_one_of_several_chatbots() -> None:
+    result = run_cli(
+        "--local", "--no-stream", "--bot", "9",
+        "--emulator=--plugin aipkit --bot-id 4 --bot-id 9", "Hallo",
+    )
+    assert result.returncode == 0, result.stderr
+    result = run_cli(
+        "--local", "--no-stream", "--bot", "77",
+        "--emulator=--plugin aipkit --bot-id 4 --bot-id 9", "Hallo",
+    )
+    assert result.returncode == 5  # no such chatbot on the page: a scrape error
+    assert "No supported chatbot" in result.stderr
