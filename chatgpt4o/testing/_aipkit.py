@@ -81,6 +81,7 @@ from ._aipkit_site import (
     render_page,
 )
 from ._emulator import _abort, _bind, _CountingServer, _peer, _url_for
+from ._fault_base import parse_fault_text
 from ._nonces import make_nonce, nonce_age, nonce_tick
 from ._pages import cloudflare_page, error_page
 from ._php import _strip_tags as strip_tags
@@ -1454,55 +1455,11 @@ def _takes_messages(function: Callable[..., object]) -> bool:
 # the command line -------------------------------------------------------------------------
 
 
-_FAULT_FACTORIES = frozenset(
-    name
-    for name, value in vars(AipkitFault).items()
-    if isinstance(value, classmethod) and not name.startswith("_")
-)
-
-
-def _convert(annotation: str, text: str) -> object:
-    if "int" in annotation:
-        return int(text)
-    if "float" in annotation:
-        return float(text)
-    if annotation.strip() == "bool":
-        return text.lower() in ("1", "true", "yes", "on")
-    return text
-
-
 def parse_fault(text: str) -> AipkitFault:
     """``NAME``, ``NAME=ARG`` or ``NAME=ARG1,ARG2``: the :class:`AipkitFault` factory
     ``NAME`` called with its leading positional arguments (numbers where it takes them),
     e.g. ``stale_nonce=stream``, ``server_error=503``, ``stream_stall=2,5``."""
-    name, sep, argument = text.partition("=")
-    name = name.strip().replace("-", "_")
-    if name not in _FAULT_FACTORIES:
-        choices = ", ".join(sorted(_FAULT_FACTORIES))
-        raise argparse.ArgumentTypeError(f"unknown fault {name!r} (choose from {choices})")
-    factory = getattr(AipkitFault, name)
-    positional = [
-        parameter
-        for parameter in inspect.signature(factory).parameters.values()
-        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    ]
-    try:
-        if not sep:
-            fault = factory()
-        else:
-            parts = argument.split(",", len(positional) - 1) if len(positional) > 1 else [argument]
-            if len(parts) > len(positional):
-                raise ValueError(f"{name} takes at most {len(positional)} arguments")
-            values = [
-                _convert(str(parameter.annotation), part.strip())
-                for parameter, part in zip(positional, parts, strict=False)
-            ]
-            fault = factory(*values)
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-    if not isinstance(fault, AipkitFault):  # pragma: no cover - every factory builds one
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fault")
-    return fault
+    return parse_fault_text(AipkitFault, text, several=True)
 
 
 def _trigger(text: str) -> tuple[str, str]:
