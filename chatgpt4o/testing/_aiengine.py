@@ -122,11 +122,12 @@ from ._aiengine_rules import (
     session_from_cookie,
     session_signature,
 )
-from ._emulator import Reply, _abort, _bind, _CountingServer, _peer, _takes_messages, _url_for
 from ._nonces import REST_NONCE_ACTION, make_nonce, nonce_age, nonce_tick
 from ._pages import cloudflare_page, error_page
 from ._php import parse_version, php_json, php_string, php_trim
 from ._records import RecordedRequest, parse_form
+from ._site import Reply, _bind, _CountingServer, _peer, _takes_messages, _url_for
+from ._site import abort_connection as _abort
 
 __all__ = [
     "REST_PREFIX",

@@ -80,7 +80,6 @@ from ._aipkit_site import (
     Bot,
     render_page,
 )
-from ._emulator import _abort, _bind, _CountingServer, _peer, _url_for
 from ._fault_base import parse_fault_text
 from ._nonces import make_nonce, nonce_age, nonce_tick
 from ._pages import cloudflare_page, error_page
@@ -94,6 +93,8 @@ from ._php import (
     sanitize_textarea_field,
 )
 from ._records import RecordedRequest, parse_form
+from ._site import _bind, _CountingServer, _peer, _url_for
+from ._site import abort_connection as _abort
 
 __all__ = [
     "ACTION_CACHE",

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -18,6 +17,7 @@ from ._faults import Fault
 from ._i18n import LANGUAGES
 from ._output import PHP_WARNING_MODES
 from ._pages import PAGE_VARIANTS, PARAMS_STYLES, WIDGET_KINDS
+from ._site import ssl_context_from
 
 __all__ = ["PLUGINS", "build_parser", "emulator_from_argv", "parse_fault", "plugin_parser", "serve"]
 
@@ -137,16 +137,6 @@ def build_parser(prog: str = "python -m chatgpt4o.testing") -> argparse.Argument
     return parser
 
 
-def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if args.certfile is None:
-        if args.keyfile is not None:
-            raise ValueError("--keyfile needs --certfile")
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.certfile, args.keyfile)
-    return context
-
-
 def parse_fault(text: str) -> Fault:
     """``NAME`` or ``NAME=ARG``: the :class:`Fault` factory ``NAME``, called with no
     argument or with ``ARG`` (converted to a number where the factory takes one)."""
@@ -179,7 +169,7 @@ def _make_emulator(args: argparse.Namespace) -> SiteEmulator:
         token_limit=args.token_limit,
         banned_words=args.banned_word,
         banned_ips=args.banned_ip,
-        ssl_context=_ssl_context(args),
+        ssl_context=ssl_context_from(args.certfile, args.keyfile),
     )
     if args.reply is not None:
         emulator.reply = args.reply
