@@ -121,10 +121,16 @@ from ._aiengine_rules import (
     session_signature,
 )
 from ._nonces import REST_NONCE_ACTION
-from ._pages import cloudflare_page, error_page
+from ._pages import error_page
 from ._php import parse_version, php_json, php_string, php_trim
 from ._records import RecordedRequest
-from ._site import Reply, WordPressSite, abort_connection, ssl_context_from
+from ._site import (
+    Reply,
+    WordPressSite,
+    abort_connection,
+    cloudflare_challenge,
+    ssl_context_from,
+)
 
 __all__ = [
     "REST_PREFIX",
@@ -415,14 +421,8 @@ class AIEngineEmulator(WordPressSite[EngineFault]):
                 return self._critical_error()
             return _plain(fault.code, error_page(fault.code), _HTML)
         if kind == "cloudflare":
-            ray = secrets.token_hex(8) + "-AMS"
-            headers = (
-                ("Server", "cloudflare"),
-                ("cf-mitigated", "challenge"),
-                ("CF-RAY", ray),
-                ("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate"),
-            )
-            return _plain(fault.code, cloudflare_page(request.host, ray), _HTML, headers)
+            headers, page = cloudflare_challenge(request)
+            return _plain(fault.code, page, _HTML, headers)
         if kind == "waf":
             return _plain(403, waf_page(request.host, secrets.token_hex(6)), _HTML)
         if kind == "page":

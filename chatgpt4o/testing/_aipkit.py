@@ -80,7 +80,7 @@ from ._aipkit_site import (
     render_page,
 )
 from ._fault_base import parse_fault_text
-from ._pages import cloudflare_page, error_page
+from ._pages import error_page
 from ._php import _strip_tags as strip_tags
 from ._php import (
     parse_version,
@@ -91,7 +91,13 @@ from ._php import (
     sanitize_textarea_field,
 )
 from ._records import RecordedRequest
-from ._site import Reply, WordPressSite, abort_connection, ssl_context_from
+from ._site import (
+    Reply,
+    WordPressSite,
+    abort_connection,
+    cloudflare_challenge,
+    ssl_context_from,
+)
 
 __all__ = [
     "ACTION_CACHE",
@@ -1138,14 +1144,8 @@ class AipkitEmulator(WordPressSite[AipkitFault]):
         if kind == "server_error":
             return _answer(fault.code, error_page(fault.code), base=_PAGE_HEADERS)
         if kind == "cloudflare":
-            ray = secrets.token_hex(8) + "-AMS"
-            headers = (
-                ("Server", "cloudflare"),
-                ("cf-mitigated", "challenge"),
-                ("CF-RAY", ray),
-                ("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate"),
-            )
-            return _answer(fault.code, cloudflare_page(request.host, ray), base=headers)
+            headers, page = cloudflare_challenge(request)
+            return _answer(fault.code, page, base=headers)
         if kind == "page":
             return _answer(200, fault.body, base=_PAGE_HEADERS)
         if kind == "plugin_gone":

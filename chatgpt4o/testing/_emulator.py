@@ -57,7 +57,6 @@ import html
 import itertools
 import json
 import re
-import secrets
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -91,7 +90,6 @@ from ._pages import (
     POST_TITLE,
     WIDGET_KINDS,
     PageSpec,
-    cloudflare_page,
     error_page,
     footer_markup,
     html_answer_page,
@@ -110,7 +108,7 @@ from ._php import (
     sanitize_text_field,
 )
 from ._records import RecordedRequest
-from ._site import Reply, WordPressSite, abort_connection
+from ._site import Reply, WordPressSite, abort_connection, cloudflare_challenge
 from ._streams import (
     ChunkWriter,
     assistant_event,
@@ -1048,18 +1046,13 @@ class SiteEmulator(WordPressSite[Fault]):
         return urlunsplit(parts._replace(query=urlencode(query)))
 
     def _cloudflare(self, request: web.BaseRequest, status: int) -> web.Response:
-        ray = secrets.token_hex(8) + "-AMS"
-        headers = (
-            ("Server", "cloudflare"),
-            ("cf-mitigated", "challenge"),
-            ("CF-RAY", ray),
-            ("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate"),
+        headers, page = cloudflare_challenge(request)
+        headers += (
             ("Expires", "Thu, 01 Jan 1970 00:00:01 GMT"),
             ("Referrer-Policy", "same-origin"),
             ("X-Frame-Options", "SAMEORIGIN"),
             ("Cross-Origin-Opener-Policy", "same-origin"),
         )
-        page = cloudflare_page(request.host, ray)
         return _response(status, page, base=headers)
 
     # faults that answer at once ---------------------------------------------------------

@@ -39,6 +39,7 @@ from aiohttp import web
 
 from ._fault_base import SiteFault
 from ._nonces import CHAT_NONCE_ACTION, make_nonce, nonce_age, nonce_tick
+from ._pages import cloudflare_page
 from ._records import RecordedRequest, parse_form
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "Reply",
     "WordPressSite",
     "abort_connection",
+    "cloudflare_challenge",
     "ssl_context_from",
 ]
 
@@ -394,6 +396,19 @@ def abort_connection(request: web.BaseRequest, *, reset: bool) -> None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
+
+
+def cloudflare_challenge(request: web.BaseRequest) -> tuple[tuple[tuple[str, str], ...], str]:
+    """Cloudflare's managed challenge in front of the site: its headers (a new ``CF-RAY``)
+    and its "Just a moment..." page."""
+    ray = secrets.token_hex(8) + "-AMS"
+    headers = (
+        ("Server", "cloudflare"),
+        ("cf-mitigated", "challenge"),
+        ("CF-RAY", ray),
+        ("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate"),
+    )
+    return headers, cloudflare_page(request.host, ray)
 
 
 def ssl_context_from(certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
