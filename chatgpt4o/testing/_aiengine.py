@@ -348,7 +348,7 @@ class AIEngineEmulator(WordPressSite[EngineFault]):
     def _version(self) -> tuple[int, ...]:
         return parse_version(self._plugin_version)
 
-    # lifecycle (start, stop, url...: WordPressSite) -----------------------------------
+    # URLs (start, stop, url and the rest: WordPressSite) --------------------------------
 
     @property
     def rest_url(self) -> str:
@@ -363,7 +363,7 @@ class AIEngineEmulator(WordPressSite[EngineFault]):
         ``site.route_url("/mwai-ui/v1/chats/submit")``."""
         return self.rest_url + route
 
-    # nonces (now, advance, current_nonce, rotate_nonce: WordPressSite) ----------------
+    # nonces -----------------------------------------------------------------------------
 
     def _rest_nonce_age(self, nonce: str | None, exchange: _Exchange) -> int:
         """``wp_verify_nonce(nonce, 'wp_rest')``: 1, 2 or 0 (a ``stale_nonce`` fault: 0)."""
@@ -378,7 +378,7 @@ class AIEngineEmulator(WordPressSite[EngineFault]):
             return session_id
         return f"{session_id}.{session_signature(self._auth_key, session_id)}"
 
-    # site state (fail_next, pending_faults, clear_faults, reset_counters: WordPressSite) -
+    # the site's state -------------------------------------------------------------------
 
     def reset_usage(self) -> None:
         """Forget how many answers each client got (see ``guest_limit``)."""

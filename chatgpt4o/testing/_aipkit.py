@@ -459,7 +459,7 @@ class AipkitEmulator(WordPressSite[AipkitFault]):
         """The bot with this ID, if the site has one (published or not)."""
         return next((bot for bot in self._bots if bot.id == bot_id), None)
 
-    # lifecycle (start, stop, url...: WordPressSite) -----------------------------------
+    # URLs (start, stop, url and the rest: WordPressSite) --------------------------------
 
     @property
     def ajax_url(self) -> str:
@@ -469,12 +469,12 @@ class AipkitEmulator(WordPressSite[AipkitFault]):
     def _repr_details(self) -> str:
         return " bots=" + ",".join(str(bot.id) for bot in self._bots)
 
-    # nonces (now, advance, current_nonce, rotate_nonce: WordPressSite) ----------------
+    # nonces -----------------------------------------------------------------------------
 
     def _nonce_ok(self, nonce: str) -> bool:
         return not php_empty(nonce) and self._nonce_age(nonce) > 0
 
-    # site state (fail_next, pending_faults, clear_faults, reset_counters: WordPressSite) -
+    # the site's state -------------------------------------------------------------------
 
     def reset_quota(self) -> None:
         """Forget every guest's quota usage (a new quota period)."""

@@ -461,7 +461,7 @@ class SiteEmulator(WordPressSite[Fault]):
             raise ValueError(f"widget must be one of {WIDGET_KINDS}, not {value!r}")
         self._widget = value
 
-    # lifecycle (start, stop, url...: WordPressSite) -----------------------------------
+    # URLs (start, stop, url and the rest: WordPressSite) --------------------------------
 
     @property
     def ajax_url(self) -> str:
@@ -471,13 +471,13 @@ class SiteEmulator(WordPressSite[Fault]):
     def _repr_details(self) -> str:
         return f" variant={self.page_variant}"
 
-    # nonces (now, advance, current_nonce, rotate_nonce: WordPressSite) ----------------
+    # nonces -----------------------------------------------------------------------------
 
     def current_image_nonce(self) -> str:
         """The image-upload nonce the page shows now (never valid for chat)."""
         return self._nonce(IMAGE_NONCE_ACTION)
 
-    # counters (fail_next, pending_faults, clear_faults, reset_counters: WordPressSite) ---
+    # the site's state -------------------------------------------------------------------
 
     def reset_token_usage(self) -> None:
         """Forget how many answers each client got (see ``token_limit``)."""
