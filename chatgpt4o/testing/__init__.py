@@ -17,7 +17,9 @@ Public names:
 - :class:`MockTransport`: a transport answering with a handler of yours, no network;
   :class:`Request` and :class:`Response` are what the handler takes and returns.
 
-Inside: ``_emulator`` (the server and the handler), ``_pages`` (HTML), ``_faults``,
+Inside: ``_site`` (the WordPress site every emulator is: server, clock, nonces, fault
+queue, counters, recorded requests), ``_fault_base`` (what every emulator's faults share),
+``_emulator`` (the AI Power <= 2.2 handler), ``_pages`` (HTML), ``_faults``,
 ``_conversation`` (history and the model's messages), ``_streams`` (event-stream bytes),
 ``_output`` (PHP output buffering), ``_php`` (PHP and WordPress string functions),
 ``_aipower`` (what each release changed), ``_i18n`` (translations), ``_nonces``,

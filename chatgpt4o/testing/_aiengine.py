@@ -53,12 +53,10 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import inspect
 import re
 import secrets
 import ssl
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,11 +120,17 @@ from ._aiengine_rules import (
     session_from_cookie,
     session_signature,
 )
-from ._emulator import Reply, _abort, _bind, _CountingServer, _peer, _takes_messages, _url_for
-from ._nonces import REST_NONCE_ACTION, make_nonce, nonce_age, nonce_tick
-from ._pages import cloudflare_page, error_page
+from ._nonces import REST_NONCE_ACTION
+from ._pages import error_page
 from ._php import parse_version, php_json, php_string, php_trim
-from ._records import RecordedRequest, parse_form
+from ._records import RecordedRequest
+from ._site import (
+    Reply,
+    WordPressSite,
+    abort_connection,
+    cloudflare_challenge,
+    ssl_context_from,
+)
 
 __all__ = [
     "REST_PREFIX",
@@ -151,9 +155,7 @@ ROUTE_SUBMIT = "/mwai-ui/v1/chats/submit"
 _JSON = "application/json; charset=UTF-8"
 _HTML = "text/html; charset=UTF-8"
 _EVENT_STREAM = "text/event-stream;charset=UTF-8"
-_SHUTDOWN_TIMEOUT = 0.25
 _TRANSIENT_SECONDS = 86400
-_PIECES = re.compile(r"\s+|\S+\s*")
 _NOCACHE = (
     ("Expires", "Wed, 11 Jan 1984 05:00:00 GMT"),
     ("Cache-Control", "no-cache, must-revalidate, max-age=0"),
@@ -202,7 +204,7 @@ class _Exchange:
         return self.fault.kind if self.fault is not None else ""
 
 
-class AIEngineEmulator:
+class AIEngineEmulator(WordPressSite[EngineFault]):
     """A local stand-in for a WordPress site with the AI Engine chatbot.
 
     Use it as an async context manager (or call :meth:`start` / :meth:`stop`)::
@@ -268,11 +270,19 @@ class AIEngineEmulator:
         banned_ips: client addresses or CIDR ranges refused (the client IP is the first
             public address of ``CF-Connecting-IP``, ``Client-IP``, ``X-Forwarded-For``...,
             else the peer).
-        clock: the Unix time source (see also :meth:`advance`).
+        clock: the Unix time source (see also :meth:`advance`; a custom chatbot's transient
+            lives 86400 s).
         secret: the nonce key; random by default (see :meth:`rotate_nonce`).
         ssl_context: serve HTTPS with this server context (``url`` is then ``https://...``
             and the session cookie is ``secure``). Set it before :meth:`start`.
     """
+
+    _fault_class = EngineFault
+    _NONCE_ACTION = REST_NONCE_ACTION
+    _COUNTERS = (*WordPressSite._COUNTERS, "sessions_started")
+    _PIECES = re.compile(r"\s+|\S+\s*")  # a word with the spaces after it, or spaces
+
+    sessions_started: int
 
     def __init__(
         self,
@@ -299,13 +309,18 @@ class AIEngineEmulator:
         secret: bytes | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(
+            host=host,
+            port=port,
+            reply=reply,
+            stream_chunks=stream_chunks,
+            chunk_delay=chunk_delay,
+            clock=clock,
+            secret=secret,
+            ssl_context=ssl_context,
+        )
         self.plugin_version = plugin_version
-        self.reply: Reply = reply
         self.stream = stream
-        self.stream_chunks = stream_chunks
-        self.chunk_delay = chunk_delay
         self.chatbots: list[Chatbot] = list(chatbots)
         self.post_id = post_id
         self.plain_permalinks = plain_permalinks
@@ -317,61 +332,23 @@ class AIEngineEmulator:
         self.guest_limit = guest_limit
         self.banned_words: list[str] = list(banned_words)
         self.banned_ips: list[str] = list(banned_ips)
-        self.ssl_context = ssl_context
 
-        self.page_loads = 0
-        self.posts = 0
-        self.sessions_started = 0
-        self.connections = 0
-        self.requests: list[RecordedRequest] = []
-        self.model_calls: list[list[dict[str, str]]] = []
-
-        self._clock = clock
-        self._offset = 0.0
-        self._secret = secret if secret is not None else secrets.token_bytes(32)
         self._auth_key = secrets.token_bytes(32)  # wp_salt('auth'): signs session cookies
-        self._faults: dict[EngineTarget, deque[EngineFault]] = {
-            "page": deque(),
-            "session": deque(),
-            "submit": deque(),
-        }
         self._transients: dict[str, tuple[Chatbot, float]] = {}
         self._usage: dict[str, int] = {}
         self._responses = 0
-        self._runner: web.ServerRunner | None = None
-        self._url: str | None = None
 
     # validated settings -----------------------------------------------------------------
 
-    @property
-    def plugin_version(self) -> str:
-        """The emulated AI Engine release, e.g. ``"3.7.2"``."""
-        return self._plugin_version
-
-    @plugin_version.setter
-    def plugin_version(self, value: str) -> None:
+    def _check_plugin_version(self, value: str) -> None:
         if parse_version(value) < MIN_VERSION:
             raise ValueError(f"plugin_version must be 2.0.0 or newer, not {value!r}")
-        self._plugin_version = value
 
     @property
     def _version(self) -> tuple[int, ...]:
         return parse_version(self._plugin_version)
 
-    # lifecycle --------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        """Whether the server is listening."""
-        return self._runner is not None
-
-    @property
-    def url(self) -> str:
-        """The site URL, ``http://127.0.0.1:PORT`` (no trailing slash; ``https`` with an
-        ``ssl_context``). The chat page is ``url + "/"``."""
-        if self._url is None:
-            raise RuntimeError("AIEngineEmulator is not started: use 'async with' or start()")
-        return self._url
+    # URLs (start, stop, url and the rest: WordPressSite) --------------------------------
 
     @property
     def rest_url(self) -> str:
@@ -386,79 +363,13 @@ class AIEngineEmulator:
         ``site.route_url("/mwai-ui/v1/chats/submit")``."""
         return self.rest_url + route
 
-    async def start(self) -> None:
-        """Start listening (on a free port if ``port`` is 0)."""
-        if self._runner is not None:
-            raise RuntimeError("AIEngineEmulator is already running")
-        sock = _bind(self.host, self.port)
-        runner: web.ServerRunner | None = None
-        try:
-            server = _CountingServer(
-                self._handle, self._count_connection, handler_cancellation=True, access_log=None
-            )
-            runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT)
-            await runner.setup()
-            site = web.SockSite(runner, sock, backlog=1024, ssl_context=self.ssl_context)
-            await site.start()
-        except BaseException:
-            if runner is not None:
-                await runner.cleanup()
-            sock.close()
-            raise
-        self._runner = runner
-        scheme = "https" if self.ssl_context is not None else "http"
-        self._url = _url_for(sock.getsockname(), scheme)
+    # nonces -----------------------------------------------------------------------------
 
-    async def stop(self) -> None:
-        """Stop listening and close every connection (idempotent)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> AIEngineEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def __repr__(self) -> str:
-        where = self._url if self._runner is not None else "stopped"
-        return f"<AIEngineEmulator {where} plugin={self.plugin_version}>"
-
-    # clock and nonces -------------------------------------------------------------------
-
-    def now(self) -> float:
-        """The emulated Unix time: ``clock()`` plus everything :meth:`advance` added."""
-        return self._clock() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the emulated clock forward (a nonce tick is 43200 s; a custom chatbot's
-        transient lives 86400 s)."""
-        self._offset += seconds
-
-    def current_nonce(self) -> str:
-        """The ``wp_rest`` nonce a guest gets now (valid this tick and the next)."""
-        return self._rest_nonces()[0]
-
-    def rotate_nonce(self) -> None:
-        """Change the nonce key: every nonce handed out so far becomes invalid at once."""
-        self._secret = secrets.token_bytes(32)
-
-    def _rest_nonces(self) -> tuple[str, str]:
-        tick = nonce_tick(self.now())
-        secret = self._secret
-        return (
-            make_nonce(secret, tick, REST_NONCE_ACTION),
-            make_nonce(secret, tick - 1, REST_NONCE_ACTION),
-        )
-
-    def _nonce_age(self, nonce: str | None, exchange: _Exchange) -> int:
+    def _rest_nonce_age(self, nonce: str | None, exchange: _Exchange) -> int:
         """``wp_verify_nonce(nonce, 'wp_rest')``: 1, 2 or 0 (a ``stale_nonce`` fault: 0)."""
         if nonce is None or exchange.fault_kind == "stale_nonce":
             return 0
-        current, previous = self._rest_nonces()
-        return nonce_age(nonce, current, previous)
+        return self._nonce_age(nonce)
 
     def session_cookie(self, session_id: str) -> str:
         """The ``mwai_session_id`` cookie value the site sets for ``session_id`` (signed
@@ -467,81 +378,33 @@ class AIEngineEmulator:
             return session_id
         return f"{session_id}.{session_signature(self._auth_key, session_id)}"
 
-    # faults and counters ----------------------------------------------------------------
-
-    def fail_next(self, fault: EngineFault, *, times: int = 1) -> None:
-        """Queue ``fault`` for the next ``times`` requests of its target (FIFO per target)."""
-        if not isinstance(fault, EngineFault):
-            raise TypeError(f"expected an EngineFault, got {type(fault).__name__}")
-        if times < 0:
-            raise ValueError(f"times must be >= 0, not {times!r}")
-        self._faults[fault.target].extend([fault] * times)
-
-    def pending_faults(self) -> list[EngineFault]:
-        """The faults still queued (page, then session, then submit)."""
-        return [fault for queue in self._faults.values() for fault in queue]
-
-    def clear_faults(self) -> None:
-        """Drop every queued fault."""
-        for queue in self._faults.values():
-            queue.clear()
-
-    def reset_counters(self) -> None:
-        """Zero ``page_loads``, ``posts``, ``sessions_started`` and ``connections``; empty
-        ``requests`` and ``model_calls``."""
-        self.page_loads = 0
-        self.posts = 0
-        self.sessions_started = 0
-        self.connections = 0
-        self.requests.clear()
-        self.model_calls.clear()
+    # the site's state -------------------------------------------------------------------
 
     def reset_usage(self) -> None:
         """Forget how many answers each client got (see ``guest_limit``)."""
         self._usage.clear()
 
-    def _count_connection(self) -> None:
-        self.connections += 1
-
-    def _pop_fault(self, target: EngineTarget) -> EngineFault | None:
-        queue = self._faults[target]
-        return queue.popleft() if queue else None
-
     # request entry point ----------------------------------------------------------------
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        expect = request.headers.get("Expect")
-        if expect is not None and request.version >= (1, 1):
-            if expect.lower() != "100-continue":
-                return _plain(417, error_page(417), _HTML)
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
-        body = await request.read() if request.body_exists else b""
-        record = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query.items()),
-            form=parse_form(body, request.headers.get("Content-Type", "")),
-            headers=request.headers,
-            cookies=dict(request.cookies),
-            peer=_peer(request),
-            raw_body=body,
-        )
-        self.requests.append(record)
+    async def _route(
+        self, request: web.BaseRequest, record: RecordedRequest
+    ) -> web.StreamResponse | None:
         route = _rest_route(request)
-        if route is not None:
-            target = _route_target(route)
-            if request.method == "POST":
-                if target == "session":
-                    self.sessions_started += 1
-                elif target == "submit":
-                    self.posts += 1
-            return await self._rest(request, record, route, target)
-        if request.path in ("/", "/index.php"):
-            if request.method in ("GET", "HEAD"):
-                self.page_loads += 1
-            return await self._page(request, record)
+        if route is None:
+            return None
+        target = _route_target(route)
+        if request.method == "POST":
+            if target == "session":
+                self.sessions_started += 1
+            elif target == "submit":
+                self.posts += 1
+        return await self._rest(request, record, route, target)
+
+    def _not_found(self, request: web.BaseRequest) -> web.StreamResponse:
         return _plain(404, not_found_page(self.url), _HTML, self._page_headers())
+
+    def _error_page(self, status: int) -> web.Response:
+        return _plain(status, error_page(status), _HTML)
 
     # immediate faults -------------------------------------------------------------------
 
@@ -558,20 +421,14 @@ class AIEngineEmulator:
                 return self._critical_error()
             return _plain(fault.code, error_page(fault.code), _HTML)
         if kind == "cloudflare":
-            ray = secrets.token_hex(8) + "-AMS"
-            headers = (
-                ("Server", "cloudflare"),
-                ("cf-mitigated", "challenge"),
-                ("CF-RAY", ray),
-                ("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate"),
-            )
-            return _plain(fault.code, cloudflare_page(request.host, ray), _HTML, headers)
+            headers, page = cloudflare_challenge(request)
+            return _plain(fault.code, page, _HTML, headers)
         if kind == "waf":
             return _plain(403, waf_page(request.host, secrets.token_hex(6)), _HTML)
         if kind == "page":
             return _plain(200, fault.body, _HTML, self._page_headers())
         # "reset": the connection is gone before a byte was sent
-        _abort(request, reset=True)
+        abort_connection(request, reset=True)
         return web.Response()
 
     def _critical_error(self, headers: Sequence[tuple[str, str]] = ()) -> web.Response:
@@ -587,11 +444,9 @@ class AIEngineEmulator:
     # the page ---------------------------------------------------------------------------
 
     async def _page(self, request: web.BaseRequest, record: RecordedRequest) -> web.StreamResponse:
-        fault = self._pop_fault("page")
+        fault = await self._next_fault("page")
         if fault is not None:
-            if fault.kind != "stall":
-                return self._immediate(request, fault, rest=False)
-            await asyncio.sleep(fault.seconds)
+            return self._immediate(request, fault, rest=False)
         version = self._version
         extra: list[tuple[str, str]] = []
         session_id: str | None = None
@@ -713,11 +568,8 @@ class AIEngineEmulator:
         route: str,
         target: EngineTarget | None,
     ) -> web.StreamResponse:
-        fault = self._pop_fault(target) if target is not None else None
-        if fault is not None and fault.kind == "stall":
-            await asyncio.sleep(fault.seconds)
-            fault = None
-        elif fault is not None and fault.kind in IMMEDIATE_KINDS:
+        fault = await self._next_fault(target) if target is not None else None
+        if fault is not None and fault.kind in IMMEDIATE_KINDS:
             return self._immediate(request, fault, rest=True)
         version = self._version
         exchange = _Exchange(request, record, version, fault, self._rest_headers())
@@ -737,7 +589,7 @@ class AIEngineEmulator:
         if given is None:
             given = request.headers.get("X-WP-Nonce")
         if given is not None:
-            if not self._nonce_age(given, exchange):
+            if not self._rest_nonce_age(given, exchange):
                 return self._wp_error(
                     exchange, 403, "rest_cookie_invalid_nonce", "Cookie check failed",
                     extra=_NOCACHE,
@@ -788,7 +640,8 @@ class AIEngineEmulator:
         if route == ROUTE_SUBMIT:
             if version >= V_AUTH_FILTER and self.relax_nonce:
                 return True  # mwai_rest_authorized
-            return self._nonce_age(exchange.request.headers.get("X-WP-Nonce"), exchange) or False
+            sent = exchange.request.headers.get("X-WP-Nonce")
+            return self._rest_nonce_age(sent, exchange) or False
         if route == ROUTE_START_SESSION and version < V_PUBLIC_SESSION:
             return bool(self.allow_session)
         return True
@@ -802,7 +655,7 @@ class AIEngineEmulator:
         if not sent or sent == "0":
             return None
         current = self.current_nonce()
-        if self._nonce_age(sent, exchange) == 2 or sent != current:
+        if self._rest_nonce_age(sent, exchange) == 2 or sent != current:
             return current
         return None
 
@@ -976,12 +829,6 @@ class AIEngineEmulator:
         if fault is not None and fault.kind == "refused":
             raise _PluginError(fault.text, refusal=hardened)
 
-    def _record_call(self, record: RecordedRequest, messages: Sequence[Message]) -> list[Message]:
-        call = [dict(item) for item in messages]
-        record.model_calls.append(call)
-        self.model_calls.append(call)
-        return call
-
     async def _run_model(
         self,
         call: _Call,
@@ -1030,34 +877,6 @@ class AIEngineEmulator:
         if call.streaming:
             return await call.end(php_json(result))
         return self._answer(exchange, 200, result, allow)
-
-    def _pieces(self, reply: str) -> list[str]:
-        count = self.stream_chunks
-        if count is None:
-            return _PIECES.findall(reply)
-        count = max(1, int(count))
-        size, extra = divmod(len(reply), count)
-        pieces, start = [], 0
-        for index in range(count):
-            end = start + size + (1 if index < extra else 0)
-            if end > start:
-                pieces.append(reply[start:end])
-            start = end
-        return pieces
-
-    async def _reply_for(self, message: str, messages: Sequence[Message]) -> str:
-        reply = self.reply
-        if isinstance(reply, str):
-            return reply
-        if _takes_messages(reply):
-            result = reply(message, messages=[dict(item) for item in messages])
-        else:
-            result = reply(message)
-        if inspect.isawaitable(result):
-            result = await result
-        if not isinstance(result, str):
-            raise TypeError(f"the reply function returned {type(result).__name__}, not str")
-        return result
 
 
 class _Call:
@@ -1126,7 +945,7 @@ class _Call:
         """The stream stops with no ``end``."""
         assert self.response is not None
         if abort:
-            _abort(self.exchange.request, reset=False)
+            abort_connection(self.exchange.request, reset=False)
         return self.response
 
     async def fail(
@@ -1325,13 +1144,7 @@ def emulator_from_args(args: argparse.Namespace) -> AIEngineEmulator:
     for ident, instructions in getattr(args, "aiengine_custom", []) or []:
         bot = Chatbot(custom_id=ident, max_messages=keep, text_input_max_length=max_length)
         chatbots.append(bot if instructions is None else _replace(bot, instructions=instructions))
-    context: ssl.SSLContext | None = None
-    certfile = getattr(args, "certfile", None)
-    if certfile is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(certfile, getattr(args, "keyfile", None))
-    elif getattr(args, "keyfile", None) is not None:
-        raise ValueError("--keyfile needs --certfile")
+    context = ssl_context_from(getattr(args, "certfile", None), getattr(args, "keyfile", None))
     emulator = AIEngineEmulator(
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 0),

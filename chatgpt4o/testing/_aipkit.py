@@ -39,16 +39,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import inspect
 import itertools
 import json
 import re
 import secrets
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 from urllib.parse import urlsplit
 
 try:
@@ -80,9 +79,8 @@ from ._aipkit_site import (
     Bot,
     render_page,
 )
-from ._emulator import _abort, _bind, _CountingServer, _peer, _url_for
-from ._nonces import make_nonce, nonce_age, nonce_tick
-from ._pages import cloudflare_page, error_page
+from ._fault_base import parse_fault_text
+from ._pages import error_page
 from ._php import _strip_tags as strip_tags
 from ._php import (
     parse_version,
@@ -92,7 +90,14 @@ from ._php import (
     sanitize_text_field,
     sanitize_textarea_field,
 )
-from ._records import RecordedRequest, parse_form
+from ._records import RecordedRequest
+from ._site import (
+    Reply,
+    WordPressSite,
+    abort_connection,
+    cloudflare_challenge,
+    ssl_context_from,
+)
 
 __all__ = [
     "ACTION_CACHE",
@@ -171,10 +176,6 @@ _CRITICAL_ERROR = (
     "Learn more about troubleshooting WordPress.</a></p>"
 )
 
-#: The reply: a text, or a function of the message (sync or async) returning it. A
-#: function that takes a ``messages`` argument also gets what the model was given.
-Reply: TypeAlias = str | Callable[..., str | Awaitable[str]]
-
 _HTML = "text/html; charset=UTF-8"
 _JSON = "application/json; charset=UTF-8"
 _EVENT_STREAM = "text/event-stream; charset=utf-8"
@@ -192,10 +193,8 @@ _PAGE_HEADERS = (
     ("X-Frame-Options", "SAMEORIGIN"),
 )
 _PREAMBLE = b":" + b" " * 4096 + b"\n\n"
-_PIECES = re.compile(r"\S+\s*|\s+")
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-_SHUTDOWN_TIMEOUT = 0.25
 _DEFAULT_REPLY = "Hello! This is the local AIPKit emulator. You said: "
 _NOT_FOUND = (
     '<!DOCTYPE html>\n<html lang="en-US">\n<head>\n<meta charset="UTF-8">\n'
@@ -278,7 +277,7 @@ class _Turn:
     fault: AipkitFault | None
 
 
-class AipkitEmulator:
+class AipkitEmulator(WordPressSite[AipkitFault]):
     """A local stand-in for a WordPress site with AI Power 2.3+ ("AIPKit") chatbots.
 
     Use it as an async context manager (or call :meth:`start` / :meth:`stop`)::
@@ -351,11 +350,18 @@ class AipkitEmulator:
             ``display_form_event`` (``{"form_definition": ...}``) then ``done``.
         preamble: force the 4 KiB ``:`` preamble on or off; ``None``: as the release does.
         legacy_shortcode: the page still shows ``[wpaicg_chatgpt]`` (an upgraded site).
-        clock: the Unix time source (see also :meth:`advance`).
+        clock: the Unix time source (see also :meth:`advance`; a cache key lives 60 s).
         secret: the nonce key; random by default.
         ssl_context: serve HTTPS with this server context (``url`` is then
             ``https://...``). Set it before :meth:`start`.
     """
+
+    _fault_class = AipkitFault
+    _NONCE_ACTION = NONCE_ACTION
+    _COUNTERS = (*WordPressSite._COUNTERS, "streams")
+    _FAULTS_BY_TARGET = False  # one queue: a fault may hit several kinds of request
+
+    streams: int
 
     def __init__(
         self,
@@ -384,12 +390,17 @@ class AipkitEmulator:
         secret: bytes | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(
+            host=host,
+            port=port,
+            reply=reply,
+            stream_chunks=stream_chunks,
+            chunk_delay=chunk_delay,
+            clock=clock,
+            secret=secret,
+            ssl_context=ssl_context,
+        )
         self.plugin_version = plugin_version
-        self.reply: Reply = reply
-        self.stream_chunks = stream_chunks
-        self.chunk_delay = chunk_delay
         self.bots = [DEFAULT_BOT_ID] if bots is None else bots
         self.post_id = post_id
         self.provider = provider
@@ -404,41 +415,21 @@ class AipkitEmulator:
         self.form_triggers: dict[str, Mapping[str, object]] = dict(form_triggers or {})
         self.preamble = preamble
         self.legacy_shortcode = legacy_shortcode
-        self.ssl_context = ssl_context
 
-        self.page_loads = 0
-        self.posts = 0
-        self.streams = 0
-        self.connections = 0
-        self.requests: list[RecordedRequest] = []
-        self.model_calls: list[list[dict[str, str]]] = []
         self.conversations: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
         self.quota_usage: dict[tuple[int, str], int] = {}
 
-        self._clock = clock
-        self._offset = 0.0
-        self._secret = secret if secret is not None else secrets.token_bytes(32)
-        self._faults: list[AipkitFault] = []
         self._cache: dict[str, _CacheEntry] = {}
         self._response_ids = itertools.count(1)
-        self._runner: web.ServerRunner | None = None
-        self._url: str | None = None
 
     # validated settings -----------------------------------------------------------------
 
-    @property
-    def plugin_version(self) -> str:
-        """The emulated AI Power release, ``"2.3"`` or later."""
-        return self._plugin_version
-
-    @plugin_version.setter
-    def plugin_version(self, value: str) -> None:
+    def _check_plugin_version(self, value: str) -> None:
         if parse_version(value) < versions.FIRST:
             raise ValueError(
                 f"plugin_version {value!r} predates AIPKit (2.3): use SiteEmulator for the "
                 "legacy chat"
             )
-        self._plugin_version = value
 
     @property
     def bots(self) -> list[Bot]:
@@ -468,117 +459,22 @@ class AipkitEmulator:
         """The bot with this ID, if the site has one (published or not)."""
         return next((bot for bot in self._bots if bot.id == bot_id), None)
 
-    # lifecycle --------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        """Whether the server is listening."""
-        return self._runner is not None
-
-    @property
-    def url(self) -> str:
-        """The site URL, ``http://127.0.0.1:PORT`` (no trailing slash)."""
-        if self._url is None:
-            raise RuntimeError("AipkitEmulator is not started: use 'async with' or start()")
-        return self._url
+    # URLs (start, stop, url and the rest: WordPressSite) --------------------------------
 
     @property
     def ajax_url(self) -> str:
         """``{url}/wp-admin/admin-ajax.php``, the bots' ``ajaxUrl``."""
         return self.url + AJAX_PATH
 
-    async def start(self) -> None:
-        """Start listening (on a free port if ``port`` is 0)."""
-        if self._runner is not None:
-            raise RuntimeError("AipkitEmulator is already running")
-        sock = _bind(self.host, self.port)
-        runner: web.ServerRunner | None = None
-        try:
-            server = _CountingServer(
-                self._handle, self._count_connection, handler_cancellation=True, access_log=None
-            )
-            runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT)
-            await runner.setup()
-            site = web.SockSite(runner, sock, backlog=1024, ssl_context=self.ssl_context)
-            await site.start()
-        except BaseException:
-            if runner is not None:
-                await runner.cleanup()
-            sock.close()
-            raise
-        self._runner = runner
-        scheme = "https" if self.ssl_context is not None else "http"
-        self._url = _url_for(sock.getsockname(), scheme)
+    def _repr_details(self) -> str:
+        return " bots=" + ",".join(str(bot.id) for bot in self._bots)
 
-    async def stop(self) -> None:
-        """Stop listening and close every connection (idempotent)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> AipkitEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def __repr__(self) -> str:
-        where = self._url if self._runner is not None else "stopped"
-        ids = ",".join(str(bot.id) for bot in self._bots)
-        return f"<AipkitEmulator {where} plugin={self.plugin_version} bots={ids}>"
-
-    # clock and nonces -------------------------------------------------------------------
-
-    def now(self) -> float:
-        """The emulated Unix time: ``clock()`` plus everything :meth:`advance` added."""
-        return self._clock() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the emulated clock forward (a cache key lives 60 s, a nonce tick 43200 s)."""
-        self._offset += seconds
-
-    def current_nonce(self) -> str:
-        """The chat nonce the page shows now (valid this tick and the next)."""
-        return make_nonce(self._secret, nonce_tick(self.now()), NONCE_ACTION)
-
-    def rotate_nonce(self) -> None:
-        """Change the nonce key: every nonce handed out so far becomes stale at once."""
-        self._secret = secrets.token_bytes(32)
+    # nonces -----------------------------------------------------------------------------
 
     def _nonce_ok(self, nonce: str) -> bool:
-        tick = nonce_tick(self.now())
-        current = make_nonce(self._secret, tick, NONCE_ACTION)
-        previous = make_nonce(self._secret, tick - 1, NONCE_ACTION)
-        return not php_empty(nonce) and nonce_age(nonce, current, previous) > 0
+        return not php_empty(nonce) and self._nonce_age(nonce) > 0
 
-    # faults and counters ----------------------------------------------------------------
-
-    def fail_next(self, fault: AipkitFault, *, times: int = 1) -> None:
-        """Queue ``fault`` for the next ``times`` requests it can hit (oldest first)."""
-        if not isinstance(fault, AipkitFault):
-            raise TypeError(f"expected an AipkitFault, got {type(fault).__name__}")
-        if times < 0:
-            raise ValueError(f"times must be >= 0, not {times!r}")
-        self._faults.extend([fault] * times)
-
-    def pending_faults(self) -> list[AipkitFault]:
-        """The faults still queued, oldest first."""
-        return list(self._faults)
-
-    def clear_faults(self) -> None:
-        """Drop every queued fault."""
-        self._faults.clear()
-
-    def reset_counters(self) -> None:
-        """Zero ``page_loads``, ``posts``, ``streams`` and ``connections``; empty
-        ``requests`` and ``model_calls`` (conversations and quotas are the site's state)."""
-        self.page_loads = 0
-        self.posts = 0
-        self.streams = 0
-        self.connections = 0
-        self.requests.clear()
-        self.model_calls.clear()
+    # the site's state -------------------------------------------------------------------
 
     def reset_quota(self) -> None:
         """Forget every guest's quota usage (a new quota period)."""
@@ -589,47 +485,27 @@ class AipkitEmulator:
         self.conversations.clear()
         self._cache.clear()
 
-    def _count_connection(self) -> None:
-        self.connections += 1
-
-    def _take_fault(self, request_kind: str) -> AipkitFault | None:
-        for index, fault in enumerate(self._faults):
-            if fault.hits(request_kind):
-                del self._faults[index]
-                return fault
-        return None
-
     # request entry point ----------------------------------------------------------------
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        body = await request.read() if request.body_exists else b""
-        record = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query.items()),
-            form=parse_form(body, request.headers.get("Content-Type", "")),
-            headers=request.headers,
-            cookies=dict(request.cookies),
-            peer=_peer(request),
-            raw_body=body,
-        )
-        self.requests.append(record)
-        if request.path == AJAX_PATH:
-            return await self._ajax(request, record)
-        if request.path in ("/", "/index.php"):
-            if request.method in ("GET", "HEAD"):
-                self.page_loads += 1
-            return await self._page(request)
+    async def _route(
+        self, request: web.BaseRequest, record: RecordedRequest
+    ) -> web.StreamResponse | None:
+        if request.path != AJAX_PATH:
+            return None
+        return await self._ajax(request, record)
+
+    def _not_found(self, request: web.BaseRequest) -> web.StreamResponse:
         return _answer(404, _NOT_FOUND, base=_PAGE_HEADERS)
+
+    def _error_page(self, status: int) -> web.Response:
+        return _answer(status, error_page(status), base=_PAGE_HEADERS)
 
     # the page ---------------------------------------------------------------------------
 
-    async def _page(self, request: web.BaseRequest) -> web.StreamResponse:
-        fault = self._take_fault("page")
+    async def _page(self, request: web.BaseRequest, record: RecordedRequest) -> web.StreamResponse:
+        fault = await self._next_fault("page")
         if fault is not None:
-            if fault.kind != "stall":
-                return await self._http_fault(request, fault)
-            await asyncio.sleep(fault.seconds)
+            return await self._http_fault(request, fault)
         version = parse_version(self.plugin_version)
         page = render_page(
             self._bots,
@@ -667,11 +543,8 @@ class AipkitEmulator:
             self.posts += 1
         elif kind == "stream":
             self.streams += 1
-        fault = self._take_fault(kind)
-        if fault is not None and fault.kind == "stall":
-            await asyncio.sleep(fault.seconds)
-            fault = None
-        elif fault is not None and fault.kind not in HANDLER_KINDS:
+        fault = await self._next_fault(kind)
+        if fault is not None and fault.kind not in HANDLER_KINDS:
             return await self._http_fault(request, fault)
         extra = self._wp_origin_headers(request)
         if request.method == "OPTIONS":
@@ -1072,7 +945,7 @@ class AipkitEmulator:
             if fault.clean:
                 await stream.response.write_eof()
             else:
-                _abort(request, reset=False)
+                abort_connection(request, reset=False)
             return
         completed = response_id if kind != "upstream_cut" else None
         if completed is not None and openai:
@@ -1154,7 +1027,7 @@ class AipkitEmulator:
         if fault is not None and kind == "connection_error":
             return _json_error(500, "cURL error 28: " + fault.text, None, extra)
         if fault is not None and kind == "stream_cut":
-            _abort(request, reset=True)
+            abort_connection(request, reset=True)
             return web.Response()
         if fault is not None and kind == "stream_stall":
             await asyncio.sleep(fault.seconds)
@@ -1260,39 +1133,6 @@ class AipkitEmulator:
                 messages.append({"role": role, "content": content})
         return messages
 
-    def _record_call(self, record: RecordedRequest, messages: list[dict[str, str]]) -> None:
-        call = [dict(message) for message in messages]
-        record.model_calls.append(call)
-        self.model_calls.append(call)
-
-    async def _reply_for(self, message: str, messages: list[dict[str, str]]) -> str:
-        reply = self.reply
-        if isinstance(reply, str):
-            return reply
-        if _takes_messages(reply):
-            result = reply(message, messages=[dict(item) for item in messages])
-        else:
-            result = reply(message)
-        if inspect.isawaitable(result):
-            result = await result
-        if not isinstance(result, str):
-            raise TypeError(f"the reply function returned {type(result).__name__}, not str")
-        return result
-
-    def _pieces(self, reply: str) -> list[str]:
-        count = self.stream_chunks
-        if count is None:
-            return _PIECES.findall(reply)
-        count = max(1, int(count))
-        size, extra = divmod(len(reply), count)
-        pieces, start = [], 0
-        for index in range(count):
-            end = start + size + (1 if index < extra else 0)
-            if end > start:
-                pieces.append(reply[start:end])
-            start = end
-        return pieces
-
     # faults that answer at once ---------------------------------------------------------
 
     async def _http_fault(self, request: web.BaseRequest, fault: AipkitFault) -> web.StreamResponse:
@@ -1304,20 +1144,14 @@ class AipkitEmulator:
         if kind == "server_error":
             return _answer(fault.code, error_page(fault.code), base=_PAGE_HEADERS)
         if kind == "cloudflare":
-            ray = secrets.token_hex(8) + "-AMS"
-            headers = (
-                ("Server", "cloudflare"),
-                ("cf-mitigated", "challenge"),
-                ("CF-RAY", ray),
-                ("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate"),
-            )
-            return _answer(fault.code, cloudflare_page(request.host, ray), base=headers)
+            headers, page = cloudflare_challenge(request)
+            return _answer(fault.code, page, base=headers)
         if kind == "page":
             return _answer(200, fault.body, base=_PAGE_HEADERS)
         if kind == "plugin_gone":
             return _answer(400, "0")
         if kind == "reset":
-            _abort(request, reset=True)
+            abort_connection(request, reset=True)
             return web.Response()  # never written: the connection is gone
         raise ValueError(f"{fault!r} cannot answer at once")  # pragma: no cover
 
@@ -1437,72 +1271,14 @@ def _check_images(raw: str) -> int | tuple[int, str, str]:
     return len(items)
 
 
-def _takes_messages(function: Callable[..., object]) -> bool:
-    """Whether a reply function accepts the ``messages`` keyword."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    for parameter in parameters:
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            return True
-        if parameter.name == "messages" and parameter.kind is not inspect.Parameter.POSITIONAL_ONLY:
-            return True
-    return False
-
-
 # the command line -------------------------------------------------------------------------
-
-
-_FAULT_FACTORIES = frozenset(
-    name
-    for name, value in vars(AipkitFault).items()
-    if isinstance(value, classmethod) and not name.startswith("_")
-)
-
-
-def _convert(annotation: str, text: str) -> object:
-    if "int" in annotation:
-        return int(text)
-    if "float" in annotation:
-        return float(text)
-    if annotation.strip() == "bool":
-        return text.lower() in ("1", "true", "yes", "on")
-    return text
 
 
 def parse_fault(text: str) -> AipkitFault:
     """``NAME``, ``NAME=ARG`` or ``NAME=ARG1,ARG2``: the :class:`AipkitFault` factory
     ``NAME`` called with its leading positional arguments (numbers where it takes them),
     e.g. ``stale_nonce=stream``, ``server_error=503``, ``stream_stall=2,5``."""
-    name, sep, argument = text.partition("=")
-    name = name.strip().replace("-", "_")
-    if name not in _FAULT_FACTORIES:
-        choices = ", ".join(sorted(_FAULT_FACTORIES))
-        raise argparse.ArgumentTypeError(f"unknown fault {name!r} (choose from {choices})")
-    factory = getattr(AipkitFault, name)
-    positional = [
-        parameter
-        for parameter in inspect.signature(factory).parameters.values()
-        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    ]
-    try:
-        if not sep:
-            fault = factory()
-        else:
-            parts = argument.split(",", len(positional) - 1) if len(positional) > 1 else [argument]
-            if len(parts) > len(positional):
-                raise ValueError(f"{name} takes at most {len(positional)} arguments")
-            values = [
-                _convert(str(parameter.annotation), part.strip())
-                for parameter, part in zip(positional, parts, strict=False)
-            ]
-            fault = factory(*values)
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-    if not isinstance(fault, AipkitFault):  # pragma: no cover - every factory builds one
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fault")
-    return fault
+    return parse_fault_text(AipkitFault, text, several=True)
 
 
 def _trigger(text: str) -> tuple[str, str]:
@@ -1656,13 +1432,7 @@ def emulator_from_args(args: argparse.Namespace) -> AipkitEmulator:
         )
         for bot_id in bot_ids
     ]
-    certfile, keyfile = get("certfile", None), get("keyfile", None)
-    context = None
-    if certfile is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(certfile, keyfile)
-    elif keyfile is not None:
-        raise ValueError("--keyfile needs --certfile")
+    context = ssl_context_from(get("certfile", None), get("keyfile", None))
     preamble = {"on": True, "off": False}.get(get("preamble", "auto"))
     emulator = AipkitEmulator(
         host=get("host", "127.0.0.1"),

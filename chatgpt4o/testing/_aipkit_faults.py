@@ -32,10 +32,11 @@ request. Faults by layer:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
+
+from ._fault_base import SiteFault, check_after_chunks, check_seconds
 
 __all__ = [
     "DEFAULT_API_ERROR",
@@ -55,7 +56,6 @@ FAULT_TARGETS: tuple[AipkitTarget, ...] = (
     "page", "ajax", "cache", "stream", "message", "chat", "nonce",
 )  # fmt: skip
 
-_HTML = "text/html; charset=UTF-8"
 _TARGET_KINDS: Mapping[str, frozenset[str]] = {
     "page": frozenset({"page"}),
     "ajax": frozenset({"cache", "stream", "message", "nonce", "other"}),
@@ -90,27 +90,8 @@ _STREAM_ERROR = " (Error: The server had an error while processing your request.
 _TIMED_OUT = "Operation timed out after 120001 milliseconds with 0 bytes received"
 
 
-def _target(value: str, allowed: tuple[str, ...] = FAULT_TARGETS) -> AipkitTarget:
-    for target in FAULT_TARGETS:
-        if value == target and target in allowed:
-            return target
-    raise ValueError(f"fault target must be one of {allowed}, not {value!r}")
-
-
-def _seconds(value: float) -> float:
-    if value < 0:
-        raise ValueError(f"seconds must be >= 0, not {value!r}")
-    return float(value)
-
-
-def _chunks(value: int) -> int:
-    if value < 0:
-        raise ValueError(f"after_chunks must be >= 0, not {value!r}")
-    return int(value)
-
-
-@dataclass(frozen=True)
-class AipkitFault:
+@dataclass(frozen=True, repr=False)  # SiteFault.__repr__: the fields that are set
+class AipkitFault(SiteFault):
     """One injected failure. Build it with a factory, e.g. ``AipkitFault.stale_nonce()``.
 
     Attributes (read-only; their meaning depends on ``kind``):
@@ -127,24 +108,13 @@ class AipkitFault:
             dropping the connection.
     """
 
-    kind: str
+    TARGETS: ClassVar[tuple[str, ...]] = FAULT_TARGETS
+    DEFAULT_TARGET: ClassVar[str] = "ajax"
+
     target: AipkitTarget = "ajax"
-    code: int = 200
-    body: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-    content_type: str = _HTML
-    seconds: float = 0.0
     count: int = 0
     text: str = ""
     clean: bool = False
-
-    def __repr__(self) -> str:
-        shown = [f"kind={self.kind!r}", f"target={self.target!r}"]
-        for field in dataclasses.fields(self)[2:]:
-            value = getattr(self, field.name)
-            if value != field.default:
-                shown.append(f"{field.name}={value!r}")
-        return f"AipkitFault({', '.join(shown)})"
 
     def hits(self, request_kind: str) -> bool:
         """Whether this fault may act on a request of ``request_kind``."""
@@ -153,71 +123,22 @@ class AipkitFault:
         applies = _APPLIES_TO.get(self.kind)
         return applies is None or request_kind in applies
 
-    # HTTP / CDN -------------------------------------------------------------------------
-
-    @classmethod
-    def status(
-        cls,
-        code: int,
-        body: str = "",
-        *,
-        headers: Mapping[str, str] | None = None,
-        content_type: str = _HTML,
-        target: str = "ajax",
-    ) -> AipkitFault:
-        """Answer with HTTP ``code``, ``body`` and ``headers``, whatever the request."""
-        if not 100 <= code <= 999:
-            raise ValueError(f"not an HTTP status code: {code!r}")
-        return cls(
-            "status",
-            _target(target),
-            code=code,
-            body=body,
-            headers=tuple((headers or {}).items()),
-            content_type=content_type,
-        )
-
-    @classmethod
-    def rate_limited(cls, retry_after: str | None = None, target: str = "ajax") -> AipkitFault:
-        """HTTP 429 HTML page (a CDN or WAF); ``Retry-After: retry_after`` if given."""
-        headers = () if retry_after is None else (("Retry-After", str(retry_after)),)
-        return cls("rate_limited", _target(target), code=429, headers=headers)
-
-    @classmethod
-    def server_error(cls, code: int = 500, target: str = "ajax") -> AipkitFault:
-        """A 5xx HTML page: WordPress's critical error for 500, nginx's for 502/503/504."""
-        if not 500 <= code <= 599:
-            raise ValueError(f"server_error needs a 5xx status, not {code!r}")
-        return cls("server_error", _target(target), code=code)
-
-    @classmethod
-    def cloudflare(cls, status: int = 403, target: str = "ajax") -> AipkitFault:
-        """A Cloudflare managed challenge: ``cf-mitigated: challenge``, "Just a moment..."."""
-        return cls("cloudflare", _target(target), code=status)
-
-    @classmethod
-    def page(cls, html: str) -> AipkitFault:
-        """Serve exactly ``html`` (HTTP 200) for the next GET of the page."""
-        return cls("page", "page", body=html)
+    # HTTP / CDN (status, rate_limited, server_error, cloudflare, page: from SiteFault) ---
 
     @classmethod
     def plugin_gone(cls, target: str = "ajax") -> AipkitFault:
         """HTTP 400, body ``0``: the plugin is deactivated (no handler for the action)."""
         return cls(
-            "plugin_gone", _target(target, ("ajax", "cache", "stream", "message", "chat", "nonce"))
+            "plugin_gone",
+            cls._target(target, ("ajax", "cache", "stream", "message", "chat", "nonce")),
         )
 
-    # transport --------------------------------------------------------------------------
-
-    @classmethod
-    def stall(cls, seconds: float, target: str = "ajax") -> AipkitFault:
-        """Wait ``seconds`` before anything is sent, then answer normally."""
-        return cls("stall", _target(target), seconds=_seconds(seconds))
+    # transport (stall: from SiteFault) --------------------------------------------------
 
     @classmethod
     def reset(cls, target: str = "ajax") -> AipkitFault:
         """Reset the TCP connection (RST) without sending a byte of the answer."""
-        return cls("reset", _target(target))
+        return cls("reset", cls._target(target))
 
     # the plugin -------------------------------------------------------------------------
 
@@ -226,7 +147,9 @@ class AipkitFault:
         """The nonce is rejected as if it were stale: step 1 answers 403
         ``nonce_failure_cache_sse``, the stream an ``error`` + ``done``, the JSON action
         403. The cache key of a refused stream is kept, as on a real site."""
-        return cls("stale_nonce", _target(target, ("ajax", "cache", "stream", "message", "chat")))
+        return cls(
+            "stale_nonce", cls._target(target, ("ajax", "cache", "stream", "message", "chat"))
+        )
 
     @classmethod
     def cache_expired(cls) -> AipkitFault:
@@ -248,7 +171,7 @@ class AipkitFault:
     def quota_reached(cls, target: str = "chat") -> AipkitFault:
         """The guest's quota is used up: the bot's quota text (``quota_notice`` from 2.4.5)
         as an ``error`` + ``done``, or HTTP 429 from the JSON action."""
-        return cls("quota_reached", _target(target, ("ajax", "stream", "message", "chat")))
+        return cls("quota_reached", cls._target(target, ("ajax", "stream", "message", "chat")))
 
     # the model --------------------------------------------------------------------------
 
@@ -264,33 +187,44 @@ class AipkitFault:
         ``after_chunks=N`` N deltas go out first and the error comes from inside the
         model's stream (default text ``" (Error: ...)"``, sent as is).
         """
-        return cls("model_error", "chat", code=code, count=_chunks(after_chunks), text=text or "")
+        return cls(
+            "model_error",
+            "chat",
+            code=code,
+            count=check_after_chunks(after_chunks),
+            text=text or "",
+        )
 
     @classmethod
     def connection_error(cls, text: str = _TIMED_OUT, *, after_chunks: int = 0) -> AipkitFault:
         """The site loses the model's API (cURL): ``after_chunks`` deltas, then ``error``
         ``"Connection Error: <text>"`` without ``done``. What was streamed is stored as the
         reply, as the plugin does."""
-        return cls("connection_error", "chat", count=_chunks(after_chunks), text=text)
+        return cls("connection_error", "chat", count=check_after_chunks(after_chunks), text=text)
 
     @classmethod
     def upstream_cut(cls, after_chunks: int = 1) -> AipkitFault:
         """The model's stream stops early without an error: ``after_chunks`` deltas, then a
         normal ``done``, and the partial reply is stored. With 0 deltas: ``error``
         ``"Connection error: no data received from AI."`` without ``done``."""
-        return cls("upstream_cut", "chat", count=_chunks(after_chunks))
+        return cls("upstream_cut", "chat", count=check_after_chunks(after_chunks))
 
     @classmethod
     def stream_cut(cls, after_chunks: int = 1, *, clean: bool = False) -> AipkitFault:
         """The site's answer breaks off after ``after_chunks`` deltas: no ``done``, nothing
         stored. By default the connection is dropped (the chunked body never ends); with
         ``clean=True`` the response ends properly, just early."""
-        return cls("stream_cut", "chat", count=_chunks(after_chunks), clean=clean)
+        return cls("stream_cut", "chat", count=check_after_chunks(after_chunks), clean=clean)
 
     @classmethod
     def stream_stall(cls, after_chunks: int, seconds: float) -> AipkitFault:
         """``after_chunks`` deltas, a pause of ``seconds``, then the rest as normal."""
-        return cls("stream_stall", "chat", count=_chunks(after_chunks), seconds=_seconds(seconds))
+        return cls(
+            "stream_stall",
+            "chat",
+            count=check_after_chunks(after_chunks),
+            seconds=check_seconds(seconds),
+        )
 
     @classmethod
     def warning(
@@ -299,7 +233,7 @@ class AipkitFault:
         """A non-fatal ``warning`` event (``id: err-<unix>``) after ``after_chunks`` deltas
         (default: after all of them); its text is appended to the stored reply and the
         stream ends with ``done``."""
-        count = -1 if after_chunks is None else _chunks(after_chunks)
+        count = -1 if after_chunks is None else check_after_chunks(after_chunks)
         return cls("warning", "stream", count=count, text=text)
 
 

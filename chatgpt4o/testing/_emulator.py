@@ -53,21 +53,14 @@ Where the emulator is simpler than a real site:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
-import inspect
 import itertools
 import json
-import os
 import re
-import secrets
-import socket
 import ssl
-import struct
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
@@ -86,15 +79,9 @@ from ._conversation import (
     default_reply,
     greeting,
 )
-from ._faults import HANDLER_FAULTS, STREAM_ERROR_MESSAGES, Fault, FaultTarget
+from ._faults import HANDLER_FAULTS, STREAM_ERROR_MESSAGES, Fault
 from ._i18n import LANGUAGES, translate
-from ._nonces import (
-    IMAGE_NONCE_ACTION,
-    REST_NONCE_ACTION,
-    make_nonce,
-    nonce_age,
-    nonce_tick,
-)
+from ._nonces import IMAGE_NONCE_ACTION, REST_NONCE_ACTION, nonce_tick
 from ._output import ABORT, HTML, JSON, PHP_WARNING_MODES, PhpOutput
 from ._pages import (
     PAGE_VARIANTS,
@@ -103,7 +90,6 @@ from ._pages import (
     POST_TITLE,
     WIDGET_KINDS,
     PageSpec,
-    cloudflare_page,
     error_page,
     footer_markup,
     html_answer_page,
@@ -121,7 +107,8 @@ from ._php import (
     php_trim,
     sanitize_text_field,
 )
-from ._records import RecordedRequest, parse_form
+from ._records import RecordedRequest
+from ._site import Reply, WordPressSite, abort_connection, cloudflare_challenge
 from ._streams import (
     ChunkWriter,
     assistant_event,
@@ -180,10 +167,6 @@ _MSG_BODY_NOT_JSON = (
     "contact us through our help center at help.openai.com.)"
 )
 
-#: The reply: a text, or a function of the message (sync or async) returning it. A
-#: function that takes a ``messages`` argument also gets what the model was given.
-Reply: TypeAlias = str | Callable[..., str | Awaitable[str]]
-
 _MODEL = "gpt-4o-mini-2024-07-18"
 _FINGERPRINT = "fp_0ba0d124f1"
 _DEFAULT_PIECES = re.compile(r"\s*\S{1,4}|\s+")
@@ -199,7 +182,6 @@ _AJAX_HEADERS = (
     ("Expires", "Wed, 11 Jan 1984 05:00:00 GMT"),
     ("Cache-Control", "no-cache, must-revalidate, max-age=0, no-store, private"),
 )
-_SHUTDOWN_TIMEOUT = 0.25
 _NO_BODY_FAULTS = frozenset(
     {"status", "rate_limited", "server_error", "cloudflare", "page", "reset_before_headers"}
 )
@@ -223,71 +205,6 @@ _OTHER_NOTICE_PHP7 = PhpMessage(
 )
 _CRITICAL_ERROR_LINK = "https://wordpress.org/documentation/article/faq-troubleshooting/"
 
-class _CountingServer(web.Server):
-    """aiohttp's low-level server, reporting every accepted TCP connection."""
-
-    def __init__(
-        self,
-        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
-        on_connection: Callable[[], None],
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(handler, **kwargs)
-        self._on_connection = on_connection
-
-    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
-        self._on_connection()
-        super().connection_made(handler, transport)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        if os.name != "nt":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _url_for(sockname: Any, scheme: str = "http") -> str:
-    host, port = str(sockname[0]), int(sockname[1])
-    if host in ("", "0.0.0.0"):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
-
-
-def _peer(request: web.BaseRequest) -> tuple[str, int]:
-    transport = request.transport
-    peername = transport.get_extra_info("peername") if transport is not None else None
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        return str(peername[0]), int(peername[1])
-    return ("", 0)
-
-
-def _abort(request: web.BaseRequest, *, reset: bool) -> None:
-    """Drop the connection now; with ``reset``, make the kernel send a TCP RST."""
-    transport = request.transport
-    if transport is None:
-        return
-    if reset:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
-
-
 def _response(
     status: int,
     body: bytes | str,
@@ -304,7 +221,7 @@ def _response(
     return web.Response(status=status, body=data, headers=headers)
 
 
-class SiteEmulator:
+class SiteEmulator(WordPressSite[Fault]):
     """A faithful local stand-in for chatgpt4o.one (WordPress + AI Power chat).
 
     Use it as an async context manager (or call :meth:`start` / :meth:`stop`)::
@@ -391,6 +308,9 @@ class SiteEmulator:
             ``https://...``); ``None``: plain HTTP. Set it before :meth:`start`.
     """
 
+    _fault_class = Fault
+    _PIECES = _DEFAULT_PIECES
+
     def __init__(
         self,
         *,
@@ -425,12 +345,17 @@ class SiteEmulator:
         page_padding: int = 0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.reply: Reply = reply
+        super().__init__(
+            host=host,
+            port=port,
+            reply=reply,
+            stream_chunks=stream_chunks,
+            chunk_delay=chunk_delay,
+            clock=clock,
+            secret=secret,
+            ssl_context=ssl_context,
+        )
         self.stream = stream
-        self.stream_chunks = stream_chunks
-        self.chunk_delay = chunk_delay
         self.plugin_version = plugin_version
         self.language = language
         self.assistant = assistant
@@ -452,39 +377,19 @@ class SiteEmulator:
         self.page_cookies: dict[str, str] = dict(page_cookies or {})
         self.required_cookies: dict[str, str] = dict(required_cookies or {})
         self.page_padding = page_padding
-        self.ssl_context = ssl_context
 
-        self.page_loads = 0
-        self.posts = 0
-        self.connections = 0
-        self.requests: list[RecordedRequest] = []
-        self.model_calls: list[list[dict[str, str]]] = []
         self.threads: dict[str, list[dict[str, str]]] = {}
 
-        self._clock = clock
-        self._offset = 0.0
-        self._secret = secret if secret is not None else secrets.token_bytes(32)
-        self._nonce_cache: tuple[bytes, int, tuple[str, str, str, str]] | None = None
-        self._faults: dict[FaultTarget, deque[Fault]] = {"page": deque(), "post": deque()}
         self._usage: dict[str, int] = {}
         self._stream_ids = itertools.count(1)
         self._page_cache: tuple[PageSpec, bytes] | None = None
         self._padding_cache: tuple[int, str] = (0, "")
         self._footer_cache: tuple[int, str] = (0, "")
-        self._runner: web.ServerRunner | None = None
-        self._url: str | None = None
 
     # validated settings -----------------------------------------------------------------
 
-    @property
-    def plugin_version(self) -> str:
-        """The emulated AI Power version, e.g. ``"1.8.91"``."""
-        return self._plugin_version
-
-    @plugin_version.setter
-    def plugin_version(self, value: str) -> None:
-        parse_version(value)  # raises ValueError early
-        self._plugin_version = value
+    def _check_plugin_version(self, value: str) -> None:
+        parse_version(value)  # an AI Power version, e.g. "1.8.91"; raises ValueError early
 
     @property
     def php_version(self) -> str:
@@ -556,189 +461,53 @@ class SiteEmulator:
             raise ValueError(f"widget must be one of {WIDGET_KINDS}, not {value!r}")
         self._widget = value
 
-    # lifecycle --------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        """Whether the server is listening."""
-        return self._runner is not None
-
-    @property
-    def url(self) -> str:
-        """The site URL, ``http://127.0.0.1:PORT`` (no trailing slash).
-
-        ``https://127.0.0.1:PORT`` when the emulator has an ``ssl_context``.
-        """
-        if self._url is None:
-            raise RuntimeError("SiteEmulator is not started: use 'async with' or start()")
-        return self._url
+    # URLs (start, stop, url and the rest: WordPressSite) --------------------------------
 
     @property
     def ajax_url(self) -> str:
         """``{url}/wp-admin/admin-ajax.php``."""
         return self.url + AJAX_PATH
 
-    async def start(self) -> None:
-        """Start listening (on a free port if ``port`` is 0)."""
-        if self._runner is not None:
-            raise RuntimeError("SiteEmulator is already running")
-        sock = _bind(self.host, self.port)
-        runner: web.ServerRunner | None = None
-        try:
-            server = _CountingServer(
-                self._handle, self._count_connection, handler_cancellation=True, access_log=None
-            )
-            runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT)
-            await runner.setup()
-            site = web.SockSite(runner, sock, backlog=1024, ssl_context=self.ssl_context)
-            await site.start()
-        except BaseException:
-            if runner is not None:
-                await runner.cleanup()
-            sock.close()
-            raise
-        self._runner = runner
-        scheme = "https" if self.ssl_context is not None else "http"
-        self._url = _url_for(sock.getsockname(), scheme)
+    def _repr_details(self) -> str:
+        return f" variant={self.page_variant}"
 
-    async def stop(self) -> None:
-        """Stop listening and close every connection (idempotent)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> SiteEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    def __repr__(self) -> str:
-        where = self._url if self._runner is not None else "stopped"
-        return f"<SiteEmulator {where} plugin={self.plugin_version} variant={self.page_variant}>"
-
-    # clock and nonces -------------------------------------------------------------------
-
-    def now(self) -> float:
-        """The emulated Unix time: ``clock()`` plus everything :meth:`advance` added."""
-        return self._clock() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        """Move the emulated clock forward (a nonce tick is 43200 s)."""
-        self._offset += seconds
-
-    def current_nonce(self) -> str:
-        """The chat nonce the page shows now (valid this tick and the next)."""
-        return self._tick_nonces(nonce_tick(self.now()))[0]
+    # nonces -----------------------------------------------------------------------------
 
     def current_image_nonce(self) -> str:
         """The image-upload nonce the page shows now (never valid for chat)."""
-        return self._tick_nonces(nonce_tick(self.now()))[2]
+        return self._nonce(IMAGE_NONCE_ACTION)
 
-    def _tick_nonces(self, tick: int) -> tuple[str, str, str, str]:
-        """(chat, previous tick's chat, image, REST) nonces of ``tick``, cached."""
-        secret = self._secret
-        cached = self._nonce_cache
-        if cached is not None and cached[0] is secret and cached[1] == tick:
-            return cached[2]
-        nonces = (
-            make_nonce(secret, tick),
-            make_nonce(secret, tick - 1),
-            make_nonce(secret, tick, IMAGE_NONCE_ACTION),
-            make_nonce(secret, tick, REST_NONCE_ACTION),
-        )
-        self._nonce_cache = (secret, tick, nonces)
-        return nonces
-
-    def rotate_nonce(self) -> None:
-        """Change the nonce key: every nonce issued so far becomes stale at once."""
-        self._secret = secrets.token_bytes(32)
-
-    # faults and counters ----------------------------------------------------------------
-
-    def fail_next(self, fault: Fault, *, times: int = 1) -> None:
-        """Queue ``fault`` for the next ``times`` requests of its target (FIFO per target)."""
-        if not isinstance(fault, Fault):
-            raise TypeError(f"expected a Fault, got {type(fault).__name__}")
-        if times < 0:
-            raise ValueError(f"times must be >= 0, not {times!r}")
-        self._faults[fault.target].extend([fault] * times)
-
-    def pending_faults(self) -> list[Fault]:
-        """The faults still queued (page faults first)."""
-        return [*self._faults["page"], *self._faults["post"]]
-
-    def clear_faults(self) -> None:
-        """Drop every queued fault."""
-        for queue in self._faults.values():
-            queue.clear()
-
-    def reset_counters(self) -> None:
-        """Zero ``page_loads``, ``posts`` and ``connections``; empty ``requests`` and
-        ``model_calls`` (the Assistant ``threads`` stay: they are the site's state)."""
-        self.page_loads = 0
-        self.posts = 0
-        self.connections = 0
-        self.requests.clear()
-        self.model_calls.clear()
+    # the site's state -------------------------------------------------------------------
 
     def reset_token_usage(self) -> None:
         """Forget how many answers each client got (see ``token_limit``)."""
         self._usage.clear()
 
-    def _count_connection(self) -> None:
-        self.connections += 1
-
-    def _pop_fault(self, target: FaultTarget) -> Fault | None:
-        queue = self._faults[target]
-        try:
-            return queue.popleft()
-        except IndexError:
-            return None
-
     # request entry point ----------------------------------------------------------------
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        expect = request.headers.get("Expect")
-        if expect is not None and request.version >= (1, 1):
-            # What nginx does in front of PHP (curl sends this for bodies over 1 KiB).
-            if expect.lower() != "100-continue":
-                return _response(417, error_page(417), base=_WP_HEADERS)
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
-        body = await request.read() if request.body_exists else b""
-        record = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query.items()),
-            form=parse_form(body, request.headers.get("Content-Type", "")),
-            headers=request.headers,
-            cookies=dict(request.cookies),
-            peer=_peer(request),
-            raw_body=body,
-        )
-        self.requests.append(record)
-        if request.path == AJAX_PATH:
-            if request.method == "POST":
-                self.posts += 1
-            return await self._ajax(request, record)
-        if request.path in ("/", "/index.php"):
-            if request.method in ("GET", "HEAD"):
-                self.page_loads += 1
-            return await self._page(request)
+    async def _route(
+        self, request: web.BaseRequest, record: RecordedRequest
+    ) -> web.StreamResponse | None:
+        if request.path != AJAX_PATH:
+            return None
+        if request.method == "POST":
+            self.posts += 1
+        return await self._ajax(request, record)
+
+    def _not_found(self, request: web.BaseRequest) -> web.StreamResponse:
         if not self._has_required_cookies(request):
             return self._cloudflare(request, 403)
         return _response(404, not_found_page(self.url), base=_WP_HEADERS)
 
+    def _error_page(self, status: int) -> web.Response:
+        return _response(status, error_page(status), base=_WP_HEADERS)
+
     # the page ---------------------------------------------------------------------------
 
-    async def _page(self, request: web.BaseRequest) -> web.StreamResponse:
-        fault = self._pop_fault("page")
+    async def _page(self, request: web.BaseRequest, record: RecordedRequest) -> web.StreamResponse:
+        fault = await self._next_fault("page")
         if fault is not None:
-            if fault.kind != "stall":
-                return await self._transport_fault(request, fault, self._page_bytes(), HTML)
-            await asyncio.sleep(fault.seconds)
+            return await self._transport_fault(request, fault, self._page_bytes(), HTML)
         if not self._has_required_cookies(request):
             return self._cloudflare(request, 403)
         response = _response(200, self._page_bytes(), base=self._page_headers())
@@ -755,14 +524,13 @@ class SiteEmulator:
 
     def _page_bytes(self) -> bytes:
         tick = nonce_tick(self.now())
-        nonce, _, image_nonce, rest_nonce = self._tick_nonces(tick)
         version = parse_version(self.plugin_version)
-        foreign = make_nonce(self._secret, tick, "astra-search") if self.foreign_params else ""
+        foreign = self._nonce("astra-search", tick) if self.foreign_params else ""
         spec = PageSpec(
             url=self.url,
-            nonce=nonce,
-            image_nonce=image_nonce,
-            rest_nonce=rest_nonce,
+            nonce=self._nonce(tick=tick),
+            image_nonce=self._nonce(IMAGE_NONCE_ACTION, tick),
+            rest_nonce=self._nonce(REST_NONCE_ACTION, tick),
             post_id=self.post_id,
             bot_id=self.bot_id,
             stream=bool(self.stream),
@@ -802,11 +570,8 @@ class SiteEmulator:
     # admin-ajax.php ---------------------------------------------------------------------
 
     async def _ajax(self, request: web.BaseRequest, record: RecordedRequest) -> web.StreamResponse:
-        fault = self._pop_fault("post")
-        if fault is not None and fault.kind == "stall":
-            await asyncio.sleep(fault.seconds)
-            fault = None
-        elif fault is not None and fault.kind not in HANDLER_FAULTS:
+        fault = await self._next_fault("post")
+        if fault is not None and fault.kind not in HANDLER_FAULTS:
             return await self._ajax_fault(request, record, fault)
         if not self._has_required_cookies(request):
             return self._cloudflare(request, 403)
@@ -839,8 +604,7 @@ class SiteEmulator:
         nonce = request_fields.get("_wpnonce", "")
         if _aipower.reads_request(version):
             nonce = sanitize_text_field(addslashes(nonce))
-        current, previous, _, _ = self._tick_nonces(nonce_tick(self.now()))
-        if not nonce_age(nonce, current, previous):
+        if not self._nonce_age(nonce):
             self._stale_nonce(request, request_fields, out, None)
             return
         kind = fault.kind if fault is not None else ""
@@ -1012,12 +776,6 @@ class SiteEmulator:
             "greeting_message": prompt,
             "log": False,
         }
-
-    def _record_call(self, record: RecordedRequest, messages: Sequence[Message]) -> list[Message]:
-        call = [dict(message) for message in messages]
-        record.model_calls.append(call)
-        self.model_calls.append(call)
-        return call
 
     async def _chat_call(self, call: _Call, messages: list[Message]) -> None:
         """A chat-completions call: plain JSON, or the OpenAI stream passed through."""
@@ -1199,7 +957,7 @@ class SiteEmulator:
                 await response.write(b"".join(pending))
                 pending.clear()
             if item is ABORT:
-                _abort(request, reset=False)
+                abort_connection(request, reset=False)
                 return response
             if isinstance(item, float):
                 await asyncio.sleep(item)
@@ -1234,21 +992,6 @@ class SiteEmulator:
             return True
         cookies = request.cookies
         return all(cookies.get(name) == value for name, value in required.items())
-
-    async def _reply_for(self, message: str, messages: Sequence[Message] | None = None) -> str:
-        reply = self.reply
-        if isinstance(reply, str):
-            return reply
-        if _takes_messages(reply):
-            given = [dict(item) for item in messages] if messages is not None else None
-            result = reply(message, messages=given)
-        else:
-            result = reply(message)
-        if inspect.isawaitable(result):
-            result = await result
-        if not isinstance(result, str):
-            raise TypeError(f"the reply function returned {type(result).__name__}, not str")
-        return result
 
     def _stale_nonce(
         self,
@@ -1303,18 +1046,13 @@ class SiteEmulator:
         return urlunsplit(parts._replace(query=urlencode(query)))
 
     def _cloudflare(self, request: web.BaseRequest, status: int) -> web.Response:
-        ray = secrets.token_hex(8) + "-AMS"
-        headers = (
-            ("Server", "cloudflare"),
-            ("cf-mitigated", "challenge"),
-            ("CF-RAY", ray),
-            ("Cache-Control", "private, max-age=0, no-store, no-cache, must-revalidate"),
+        headers, page = cloudflare_challenge(request)
+        headers += (
             ("Expires", "Thu, 01 Jan 1970 00:00:01 GMT"),
             ("Referrer-Policy", "same-origin"),
             ("X-Frame-Options", "SAMEORIGIN"),
             ("Cross-Origin-Opener-Policy", "same-origin"),
         )
-        page = cloudflare_page(request.host, ray)
         return _response(status, page, base=headers)
 
     # faults that answer at once ---------------------------------------------------------
@@ -1335,14 +1073,14 @@ class SiteEmulator:
         if kind == "page":
             return _response(200, fault.body, base=self._page_headers())
         if kind == "reset_before_headers":
-            _abort(request, reset=True)
+            abort_connection(request, reset=True)
             return web.Response()  # never written: the connection is gone
         if kind == "reset_after_headers":
             response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
             response.content_length = len(full_body) + 1
             await response.prepare(request)
             await response.write(full_body[: len(full_body) // 2])
-            _abort(request, reset=False)
+            abort_connection(request, reset=False)
             return response
         raise ValueError(f"{fault!r} cannot target {fault.target!r}")  # pragma: no cover
 
@@ -1396,22 +1134,6 @@ class SiteEmulator:
             return _response(200, body.encode("latin-1", "replace"), JSON)
         return await self._transport_fault(request, fault, php_json(success).encode(), JSON)
 
-    # streaming --------------------------------------------------------------------------
-
-    def _pieces(self, reply: str) -> list[str]:
-        count = self.stream_chunks
-        if count is None:
-            return _DEFAULT_PIECES.findall(reply)
-        count = max(1, int(count))
-        size, extra = divmod(len(reply), count)
-        pieces, start = [], 0
-        for index in range(count):
-            end = start + size + (1 if index < extra else 0)
-            if end > start:
-                pieces.append(reply[start:end])
-            start = end
-        return pieces
-
 
 class _Call:
     """One request's way to the model: what the handler found out before calling it."""
@@ -1459,17 +1181,3 @@ def _esc_url(url: str) -> str:
     """WordPress's ``esc_url`` for an http(s) URL shown in HTML."""
     url = _URL_REJECTED.sub("", url.lstrip().replace(" ", "%20"))
     return url.replace("&", "&#038;").replace("'", "&#039;")
-
-
-def _takes_messages(function: Callable[..., object]) -> bool:
-    """Whether a reply function accepts the ``messages`` keyword."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    for parameter in parameters:
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            return True
-        if parameter.name == "messages" and parameter.kind is not inspect.Parameter.POSITIONAL_ONLY:
-            return True
-    return False

@@ -30,11 +30,12 @@ the fault is used up by the request it was queued for.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
+
+from ._fault_base import SiteFault, check_after_chunks, check_seconds
 
 __all__ = [
     "FLAGS",
@@ -109,26 +110,9 @@ _UNREACHABLE = (
 )
 _TIMED_OUT = "cURL error 28: Operation timed out after 30001 milliseconds with 2148 bytes received"
 
-_HTML = "text/html; charset=UTF-8"
-_PAGE_OR_POST = ("page", "post")
 
-
-def _check_target(target: str) -> FaultTarget:
-    if target == "page":
-        return "page"
-    if target == "post":
-        return "post"
-    raise ValueError(f"fault target must be 'page' or 'post', not {target!r}")
-
-
-def _check_seconds(seconds: float) -> float:
-    if seconds < 0:
-        raise ValueError(f"seconds must be >= 0, not {seconds!r}")
-    return float(seconds)
-
-
-@dataclass(frozen=True)
-class Fault:
+@dataclass(frozen=True, repr=False)  # SiteFault.__repr__: the fields that are set
+class Fault(SiteFault):
     """One injected failure. Build it with a factory, e.g. ``Fault.rate_limited("5")``.
 
     Attributes (read-only; their meaning depends on ``kind``):
@@ -146,90 +130,30 @@ class Fault:
             :meth:`upstream_error`).
     """
 
-    kind: str
+    TARGETS: ClassVar[tuple[str, ...]] = ("page", "post")
+    DEFAULT_TARGET: ClassVar[str] = "post"
+
     target: FaultTarget = "post"
-    code: int = 200
-    body: str = ""
-    headers: tuple[tuple[str, str], ...] = ()
-    content_type: str = _HTML
-    seconds: float = 0.0
     count: int | None = None
     text: str = ""
     once: bool = False
     whole: bool = False
 
-    def __repr__(self) -> str:
-        shown = [f"kind={self.kind!r}", f"target={self.target!r}"]
-        for field in dataclasses.fields(self)[2:]:
-            value = getattr(self, field.name)
-            if value != field.default:
-                shown.append(f"{field.name}={value!r}")
-        return f"Fault({', '.join(shown)})"
-
-    # HTTP / CDN -------------------------------------------------------------------------
-
-    @classmethod
-    def status(
-        cls,
-        code: int,
-        body: str = "",
-        *,
-        headers: Mapping[str, str] | None = None,
-        content_type: str = _HTML,
-        target: FaultTarget = "post",
-    ) -> Fault:
-        """Answer with HTTP ``code``, ``body`` and ``headers``, whatever the request."""
-        if not 100 <= code <= 999:
-            raise ValueError(f"not an HTTP status code: {code!r}")
-        return cls(
-            "status",
-            _check_target(target),
-            code=code,
-            body=body,
-            headers=tuple((headers or {}).items()),
-            content_type=content_type,
-        )
-
-    @classmethod
-    def rate_limited(cls, retry_after: str | None = None, target: FaultTarget = "post") -> Fault:
-        """HTTP 429 HTML page; ``Retry-After: retry_after`` (seconds or HTTP-date) if given."""
-        headers = () if retry_after is None else (("Retry-After", str(retry_after)),)
-        return cls("rate_limited", _check_target(target), code=429, headers=headers)
-
-    @classmethod
-    def server_error(cls, code: int = 500, target: FaultTarget = "post") -> Fault:
-        """A 5xx HTML error page (500: WordPress critical error, 502/503/504: nginx)."""
-        if not 500 <= code <= 599:
-            raise ValueError(f"server_error needs a 5xx status, not {code!r}")
-        return cls("server_error", _check_target(target), code=code)
-
-    @classmethod
-    def cloudflare(cls, status: int = 403, target: FaultTarget = "post") -> Fault:
-        """A Cloudflare managed challenge: ``cf-mitigated: challenge``, "Just a moment..."."""
-        return cls("cloudflare", _check_target(target), code=status)
-
-    @classmethod
-    def page(cls, html: str) -> Fault:
-        """Serve exactly ``html`` (HTTP 200) for the next GET of the page."""
-        return cls("page", "page", body=html)
+    # (HTTP / CDN: status, rate_limited, server_error, cloudflare, page; transport: stall;
+    # inherited from SiteFault)
 
     # transport --------------------------------------------------------------------------
 
     @classmethod
-    def stall(cls, seconds: float, target: FaultTarget = "post") -> Fault:
-        """Wait ``seconds`` before sending anything, then answer normally."""
-        return cls("stall", _check_target(target), seconds=_check_seconds(seconds))
-
-    @classmethod
     def reset_before_headers(cls, target: FaultTarget = "post") -> Fault:
         """Reset the TCP connection (RST) without sending any byte of a response."""
-        return cls("reset_before_headers", _check_target(target))
+        return cls("reset_before_headers", cls._target(target))
 
     @classmethod
     def reset_after_headers(cls, target: FaultTarget = "post") -> Fault:
         """Send the status line, headers (a too-large Content-Length) and half a body, then
         close the connection."""
-        return cls("reset_after_headers", _check_target(target))
+        return cls("reset_after_headers", cls._target(target))
 
     # body -------------------------------------------------------------------------------
 
@@ -340,18 +264,14 @@ class Fault:
         then the response ends and the connection closes, with no finish chunk and no
         ``data: [DONE]``. Up to 1.8.84 the plugin's JSON with the partial text follows. In
         Assistant mode the run fails: the deltas, then the end without ``event: done``."""
-        if after_chunks is not None and after_chunks < 0:
-            raise ValueError(f"after_chunks must be >= 0, not {after_chunks!r}")
-        return cls("stream_no_done", count=after_chunks)
+        return cls("stream_no_done", count=check_after_chunks(after_chunks))
 
     @classmethod
     def stream_limited(cls, after_chunks: int | None = None, msg: str = _TIMED_OUT) -> Fault:
         """An exception while streaming: ``after_chunks`` text chunks (default: half), then
         ``event: message`` frames with the words of ``msg`` and ``event: message`` /
         ``data: [LIMITED]``."""
-        if after_chunks is not None and after_chunks < 0:
-            raise ValueError(f"after_chunks must be >= 0, not {after_chunks!r}")
-        return cls("stream_limited", count=after_chunks, text=msg)
+        return cls("stream_limited", count=check_after_chunks(after_chunks), text=msg)
 
     @classmethod
     def stream_error_event(cls, kind: str = "ipBanned", msg: str | None = None) -> Fault:
@@ -371,13 +291,12 @@ class Fault:
     ) -> Fault:
         """``after_chunks`` text chunks, then ``data: {"error":{"message":<msg>,"code":…}}``
         (an upstream error object passed through, as OpenRouter bots do), then the end."""
-        if after_chunks < 0:
-            raise ValueError(f"after_chunks must be >= 0, not {after_chunks!r}")
-        return cls("stream_error_object", count=after_chunks, text=msg, code=code)
+        return cls(
+            "stream_error_object", count=check_after_chunks(after_chunks), text=msg, code=code
+        )
 
     @classmethod
     def stream_stall(cls, after_chunks: int, seconds: float) -> Fault:
         """Stream ``after_chunks`` text chunks, stall ``seconds``, then finish normally."""
-        if after_chunks < 0:
-            raise ValueError(f"after_chunks must be >= 0, not {after_chunks!r}")
-        return cls("stream_stall", count=after_chunks, seconds=_check_seconds(seconds))
+        count = check_after_chunks(after_chunks)
+        return cls("stream_stall", count=count, seconds=check_seconds(seconds))

@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import json
 import signal
-import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ._emulator import SiteEmulator
+from ._fault_base import parse_fault_text
 from ._faults import Fault
 from ._i18n import LANGUAGES
 from ._output import PHP_WARNING_MODES
 from ._pages import PAGE_VARIANTS, PARAMS_STYLES, WIDGET_KINDS
+from ._site import ssl_context_from
 
 __all__ = ["PLUGINS", "build_parser", "emulator_from_argv", "parse_fault", "plugin_parser", "serve"]
 
@@ -137,52 +137,10 @@ def build_parser(prog: str = "python -m chatgpt4o.testing") -> argparse.Argument
     return parser
 
 
-def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if args.certfile is None:
-        if args.keyfile is not None:
-            raise ValueError("--keyfile needs --certfile")
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.certfile, args.keyfile)
-    return context
-
-
-_FAULT_FACTORIES = frozenset(
-    name
-    for name, value in vars(Fault).items()
-    if isinstance(value, classmethod) and not name.startswith("_")
-)
-
-
-def _argument(factory: Callable[..., object], text: str) -> int | float | str:
-    """``text`` as the factory's first parameter wants it (a number or a string)."""
-    parameters = list(inspect.signature(factory).parameters.values())
-    annotation = str(parameters[0].annotation) if parameters else ""
-    for kind in (int, float):
-        if kind.__name__ in annotation:
-            try:
-                return kind(text)
-            except ValueError:
-                continue
-    return text
-
-
 def parse_fault(text: str) -> Fault:
     """``NAME`` or ``NAME=ARG``: the :class:`Fault` factory ``NAME``, called with no
     argument or with ``ARG`` (converted to a number where the factory takes one)."""
-    name, sep, argument = text.partition("=")
-    name = name.strip().replace("-", "_")
-    if name not in _FAULT_FACTORIES:
-        choices = ", ".join(sorted(_FAULT_FACTORIES))
-        raise argparse.ArgumentTypeError(f"unknown fault {name!r} (choose from {choices})")
-    factory = getattr(Fault, name)
-    try:
-        fault = factory(_argument(factory, argument)) if sep else factory()
-    except (TypeError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-    if not isinstance(fault, Fault):  # pragma: no cover - every factory builds a Fault
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fault")
-    return fault
+    return parse_fault_text(Fault, text)
 
 
 def _make_emulator(args: argparse.Namespace) -> SiteEmulator:
@@ -211,7 +169,7 @@ def _make_emulator(args: argparse.Namespace) -> SiteEmulator:
         token_limit=args.token_limit,
         banned_words=args.banned_word,
         banned_ips=args.banned_ip,
-        ssl_context=_ssl_context(args),
+        ssl_context=ssl_context_from(args.certfile, args.keyfile),
     )
     if args.reply is not None:
         emulator.reply = args.reply
