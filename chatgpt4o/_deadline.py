@@ -57,6 +57,20 @@ class Deadline:
         left = self.remaining()
         return None if math.isinf(left) else min(left, MAX_REQUEST_TIMEOUT)
 
+    def passed(self) -> bool:
+        """Whether the deadline has passed (never raises)."""
+        return self._fired or (self._at is not None and self._loop.time() >= self._at)
+
+    def scope_for(self, transport_keeps_time: bool) -> _Scope | _NoScope:
+        """The scope for awaiting a transfer read whole: none when the transport ends it at
+        the deadline itself (it was handed `request_timeout()`), so no timer is armed."""
+        return _NO_SCOPE if transport_keeps_time else self._scope
+
+    def explain(self, error: ProviderTimeoutError) -> ProviderTimeoutError:
+        """A transport's timeout, said as the call's when the call's deadline is what
+        ran out."""
+        return self.expired() if self.passed() else error
+
     def expired(self) -> ProviderTimeoutError:
         return ProviderTimeoutError(
             f"The call did not finish within its timeout of {self.timeout:g} s"
@@ -122,3 +136,23 @@ class _Scope:
             return
         if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
             raise deadline.expired() from exc
+
+
+class _NoScope:
+    """A scope that does nothing: the transport keeps the time."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_NO_SCOPE = _NoScope()

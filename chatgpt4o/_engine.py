@@ -32,6 +32,7 @@ from ._deadline import Deadline
 from ._exceptions import (
     NonceError,
     ProviderError,
+    ProviderTimeoutError,
     ResponseError,
     ScrapeError,
     ServiceError,
@@ -133,6 +134,9 @@ class _Running(Generic[Prepared]):
     conversation: Conversation[Prepared]
     #: The server's conversation this call continues, as remembered, if any.
     recalled: object | None = None
+    #: What bounds a transfer read whole: the deadline's scope, or nothing when the
+    #: transport ends such transfers at the deadline itself.
+    io: Any = None
     #: Credentials the site rejected in this call (the next attempt loads the page),
     #: and how it rejected them.
     stale: object | None = None
@@ -219,6 +223,8 @@ class Engine(Generic[Credentials, Prepared]):
             )
         except StaleCredentials as err:
             raise self._nonce_error(running, err) from None
+        except ProviderTimeoutError as err:
+            raise running.deadline.explain(err) from err
         except ServiceError:
             self._forget_lost(running)
             raise
@@ -238,6 +244,9 @@ class Engine(Generic[Credentials, Prepared]):
         except StaleCredentials as err:
             running.deadline.close()
             raise self._nonce_error(running, err) from None
+        except ProviderTimeoutError as err:
+            running.deadline.close()
+            raise running.deadline.explain(err) from err
         except BaseException as err:
             running.deadline.close()
             if isinstance(err, ServiceError):
@@ -266,6 +275,7 @@ class Engine(Generic[Credentials, Prepared]):
             retrying=Retrying(retry_policy(call.max_retries), deadline, self.label),
             conversation=Conversation(call.prepared, recalled, recalled=recalled),
             recalled=recalled,
+            io=deadline.scope_for(transport.enforces_timeout),
         )
 
     def _forget_lost(self, running: _Running[Prepared]) -> None:
@@ -407,7 +417,7 @@ class Engine(Generic[Credentials, Prepared]):
         response = await self._send(running, request, stream=False)
         body = response.content
         if body is None:
-            async with running.deadline.scope():
+            async with running.io:
                 body = await response.aread(MAX_RESPONSE_BYTES)
         return Answer(response.status_code, response.headers, body, response.url)
 
@@ -479,7 +489,9 @@ class Engine(Generic[Credentials, Prepared]):
         debug = logger.isEnabledFor(logging.DEBUG)  # redacting costs more than logging
         if debug:
             logger.debug("%s: %s %s", self.label, request.method, redact(request.url))
-        async with running.deadline.scope():
+        # A transfer read whole is ended by the transport itself at the deadline, when it
+        # can; a streamed one is bounded by the deadline's own timer.
+        async with running.deadline.scope() if stream else running.io:
             request.timeout = running.deadline.request_timeout()
             response = await running.transport.send(request)
         if debug:
@@ -509,7 +521,7 @@ class Engine(Generic[Credentials, Prepared]):
         response = await self._send(running, request, stream=False)
         body = response.content  # read already, usually: the request was not streamed
         if body is None:
-            async with running.deadline.scope():
+            async with running.io:
                 body = await response.aread()
         if not response.ok:
             self.protocol.check_answer(

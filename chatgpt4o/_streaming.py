@@ -14,6 +14,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from ._deadline import Deadline
+from ._exceptions import ProviderTimeoutError
 from ._transports.base import Response
 from .protocols.base import ReplyReader
 
@@ -29,7 +30,7 @@ class ReplyStream:
     """
 
     __slots__ = ("_closed", "_deadline", "_ended", "_index", "_on_end", "_pieces", "_reader",
-                 "_response", "_streamed")
+                 "_response", "_scope", "_streamed")
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class ReplyStream:
         on_end: Callable[[str], None] | None = None,
     ) -> None:
         self._response = response
+        self._scope = deadline.scope()
         self._on_end = on_end
         self._reader = reader
         self._deadline = deadline
@@ -70,6 +72,9 @@ class ReplyStream:
                 raise StopAsyncIteration
             try:
                 await self._read()
+            except ProviderTimeoutError as err:
+                await self.aclose()
+                raise self._deadline.explain(err) from err
             except BaseException:
                 await self.aclose()
                 raise
@@ -91,7 +96,7 @@ class ReplyStream:
 
     async def _read(self) -> None:
         """Read one chunk into pieces; at the end, check the answer's ending."""
-        async with self._deadline.scope():
+        async with self._scope:
             chunk = await self._response.read_chunk()
         if chunk:
             pieces = self._reader.feed(chunk)

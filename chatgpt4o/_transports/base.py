@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from .._exceptions import ResponseError, redact
 
@@ -206,6 +206,11 @@ _Transport = TypeVar("_Transport", bound="AsyncTransport")
 
 class AsyncTransport(ABC):
     """Sends requests. `send` returns once the status and headers are in."""
+
+    #: True when the transport itself ends a request that is not streamed, body included,
+    #: once its `Request.timeout` has passed (curl does): the caller's deadline then needs
+    #: no timer of its own around that transfer.
+    enforces_timeout: ClassVar[bool] = False
 
     @abstractmethod
     async def send(self, request: Request) -> Response:

@@ -22,7 +22,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import curl_cffi
 from curl_cffi import CurlECode, CurlOpt
@@ -255,6 +255,10 @@ class CurlTransport(AsyncTransport):
     its own proxy and settings, and never closed here; `proxy` then only names the proxy
     in errors.
     """
+
+    # CURLOPT_TIMEOUT_MS bounds a whole transfer read at once (a streamed body read in
+    # pieces is bounded by the caller's deadline).
+    enforces_timeout: ClassVar[bool] = True
 
     def __init__(
         self,
