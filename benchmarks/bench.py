@@ -72,6 +72,10 @@ MAX_RSS_RATIO = 1.3
 #: Fresh processes per import statement timed (alternating), after one warm-up each.
 IMPORT_REPEAT = 9
 
+#: Set by --snapshot: a folder holding an exported copy of chatgpt4o/ at one commit, put
+#: first on every child's PYTHONPATH (emulator, our client, the import timings).
+CODE_PATH: Path | None = None
+
 EMULATOR_START_TIMEOUT = 30.0
 EMULATOR_STOP_TIMEOUT = 15.0
 
@@ -105,7 +109,30 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["PYTHONUNBUFFERED"] = "1"
+    if CODE_PATH is not None:
+        env["PYTHONPATH"] = str(CODE_PATH)
     return env
+
+
+def export_snapshot(revision: str) -> tuple[str, Path]:
+    """`chatgpt4o/` as committed at `revision`, exported to .work/snapshot-<sha>/.
+
+    The work tree may change while a run goes on (others edit it); an exported copy
+    keeps the code that is measured the same from the first run to the last.
+    """
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", f"{revision}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    folder = WORK / f"snapshot-{sha}"
+    if not (folder / "chatgpt4o" / "__init__.py").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", sha, "chatgpt4o"],
+            capture_output=True, check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return sha, folder
 
 
 # -- set-up: the legacy venv and the throwaway CA ---------------------------------------
@@ -183,7 +210,8 @@ class Emulator:
         if tls is not None:
             command += ["--certfile", str(tls.cert), "--keyfile", str(tls.key)]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env()
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+            cwd=WORK,  # not the repository: `-m` puts the current folder first on the path
         )
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], EMULATOR_START_TIMEOUT)
@@ -230,6 +258,8 @@ def run_client(
 ) -> dict[str, Any]:
     python = legacy if client == "legacy" else Path(sys.executable)
     env = child_env()
+    if client == "legacy":
+        env.pop("PYTHONPATH", None)  # its own venv, nothing of ours
     if client == "ours" and ours_path is not None:
         env["PYTHONPATH"] = str(ours_path)  # a candidate copy of the package, first on the path
     assert python is not None
@@ -345,7 +375,7 @@ def measure_imports(
         import_provider_runs_ms=timed["provider"],
         # the median of the per-pair differences (each pair seconds apart)
         import_provider_over_asyncio_ms=statistics.median(
-            p - a for p, a in zip(timed["provider"], timed["asyncio"])
+            p - a for p, a in zip(timed["provider"], timed["asyncio"], strict=True)
         ),
     )
     cli = shutil.which("chatgpt4o", path=str(python.parent))
@@ -662,7 +692,9 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for item in report["targets"]:
         value = item["value"]
-        shown = _fmt(value, 2) if isinstance(value, float) else _fmt(value)
+        # ratios to three places: 1.15 shown for 1.153 next to "<= 1.15x" would mislead
+        digits = 3 if item["goal"].endswith("x") else 2
+        shown = _fmt(value, digits) if isinstance(value, float) else _fmt(value)
         verdict = {True: "pass", False: "**FAIL**", None: "not measured"}[item["pass"]]
         lines.append(f"| {item['target']} | {shown} | {item['goal']} | {verdict} |")
     return "\n".join(lines) + "\n"
@@ -795,6 +827,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the 'ours' client with DIR first on PYTHONPATH (a candidate copy of the "
         "chatgpt4o package, to measure a change before making it); results go to .work/",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: write results.md, the chart and (for results/) this README's "
+        "results section again from a results.json, with the targets as they are now",
+    )
+    parser.add_argument(
+        "--snapshot",
+        metavar="REV",
+        help="measure chatgpt4o/ as committed at REV (e.g. HEAD), exported to .work/, "
+        "not the work tree: for a work tree that others edit during the run",
+    )
     return parser.parse_args(argv)
 
 
@@ -806,8 +851,25 @@ def _pick(value: str, allowed: tuple[str, ...]) -> list[str]:
     return [v for v in allowed if v in picked]
 
 
+def render(path: Path) -> int:
+    """Write the reports of a recorded run again (after a change of format or targets)."""
+    report = json.loads(path.read_text())
+    report["targets"] = targets(report["cells"], report["ratios"], report["imports"])
+    out = path.parent
+    table = markdown(report)
+    (out / "results.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / "results.md").write_text(table)
+    chart(report, out / "throughput.png")
+    if out.resolve() == RESULTS.resolve():
+        update_readme(table)
+    print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render is not None:
+        return render(args.render)
     sizes = QUICK if args.quick else FULL
     if args.rounds:
         sizes = Sizes(**{**sizes.__dict__, "rounds": args.rounds})
@@ -826,8 +888,18 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
 
+    global CODE_PATH
+    snapshot = None
+    if args.snapshot:
+        snapshot, CODE_PATH = export_snapshot(args.snapshot)
+        log(f"measuring chatgpt4o/ of commit {snapshot}, exported to {CODE_PATH}")
     began = time.monotonic()
     env = environment()
+    if snapshot is not None:
+        env["git"] = (
+            f"commit {snapshot} (its chatgpt4o/ exported with git archive and run from "
+            "there, so that edits to the work tree during the run do not count)"
+        )
     if ours_path is not None:
         env["git"] = f"a candidate package from {ours_path}"
     legacy = None

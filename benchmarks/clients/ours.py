@@ -6,6 +6,8 @@ user writes it; the library keeps its own shared session, cache and connections.
 
 from __future__ import annotations
 
+import os
+
 import curl_cffi
 import curl_cffi.requests
 from _harness import PROMPT, Client, main
@@ -25,7 +27,11 @@ def setup(url: str, ca: str | None) -> Client:
     return Client(
         call=lambda: Bench.create_async("gpt-4o-mini", MESSAGES),
         stream=stream,
-        info={"chatgpt4o": chatgpt4o.__version__, "curl_cffi": curl_cffi.__version__},
+        info={
+            "chatgpt4o": chatgpt4o.__version__,
+            "chatgpt4o_from": os.path.dirname(chatgpt4o.__file__),  # the work tree or a snapshot
+            "curl_cffi": curl_cffi.__version__,
+        },
     )
 
 
