@@ -3,9 +3,10 @@ challenges, and the HTTP statuses that mean the same on any WordPress site."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from .._exceptions import CloudflareError, HTTPStatusError, RateLimitError, ResponseError, redact
@@ -13,11 +14,14 @@ from .._retry import parse_retry_after
 from .base import PageReader
 
 __all__ = [
+    "MarkedTags",
     "ScraperReader",
     "attributes",
     "event_object",
     "is_cloudflare",
+    "json_attribute",
     "json_object",
+    "maybe_json",
     "raise_for_status",
 ]
 
@@ -52,6 +56,63 @@ class ScraperReader(PageReader[_Credentials], Generic[_Credentials]):
 
     def result(self, *, page_url: str, site_url: str) -> _Credentials | None:
         return self._scraper.result(page_url=page_url, site_url=site_url)
+
+
+class MarkedTags:
+    """A page as it arrives, and its opening tags that contain `marker`, each read once.
+
+    The page is searched with plain `find`s from where the last chunk left off, so a
+    crafted page cannot make this slower than linear; at most `max_bytes` are kept.
+    """
+
+    def __init__(self, marker: bytes, *, max_bytes: int, max_tag: int, look_back: int) -> None:
+        self._marker = marker
+        self._max_bytes = max_bytes
+        self._max_tag = max_tag
+        self._look_back = look_back
+        self.page = bytearray()
+        self._lower = bytearray()
+        self._scan = 0
+
+    def feed(self, chunk: bytes) -> None:
+        chunk = chunk[: self._max_bytes - len(self.page)]
+        self.page += chunk
+        self._lower += chunk.lower()
+
+    @property
+    def full(self) -> bool:
+        return len(self.page) >= self._max_bytes
+
+    @property
+    def text(self) -> str:
+        return bytes(self.page).decode("utf-8", "replace")
+
+    def new_tags(self) -> Iterator[dict[str, str]]:
+        """The attributes of each whole tag with the marker that came since last time."""
+        lower = self._lower
+        while (at := lower.find(self._marker, self._scan)) != -1:
+            start = lower.rfind(b"<", max(0, at - self._look_back), at)
+            end = lower.find(b">", at)
+            if end == -1:
+                return  # the tag is not whole yet
+            self._scan = at + len(self._marker)
+            if start != -1 and end - start <= self._max_tag:
+                yield attributes(bytes(self.page[start:end]).decode("utf-8", "replace"))
+
+
+def maybe_json(data: bytes | str) -> Any:
+    """`data` decoded as JSON, or None when it is not JSON."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def json_attribute(value: str) -> dict[str, Any] | None:
+    """An HTML attribute that holds HTML-escaped JSON (plugins print their settings so),
+    as a dict, if it is one."""
+    parsed = maybe_json(html.unescape(value))
+    return parsed if isinstance(parsed, dict) else None
 
 
 def json_object(data: bytes | str, what: str = "the answer") -> dict[str, Any]:

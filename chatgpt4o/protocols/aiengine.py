@@ -12,7 +12,6 @@ No I/O here, as in every protocol module: the engine sends what `turn` describes
 
 from __future__ import annotations
 
-import html
 import json
 import secrets
 import string
@@ -34,7 +33,14 @@ from .._exceptions import (
 from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
 from .._transports.base import Request
-from ._common import ScraperReader, attributes, raise_for_cloudflare, raise_for_status
+from ._common import (
+    MarkedTags,
+    ScraperReader,
+    json_attribute,
+    maybe_json,
+    raise_for_cloudflare,
+    raise_for_status,
+)
 from .base import Answer, ChatProtocol, Conversation, PageReader, ReplyReader, Turn
 
 __all__ = [
@@ -84,61 +90,36 @@ class AIEngineInfo:
         return headers
 
 
-def _json_attribute(value: str) -> dict[str, Any] | None:
-    try:
-        parsed = json.loads(html.unescape(value))
-    except (ValueError, RecursionError):
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
 class AIEngineScraper:
     """Finds the page's `mwai-chatbot-container` elements, in linear time."""
 
     def __init__(self, *, bot: str | None = None, max_bytes: int = MAX_PAGE_BYTES) -> None:
         self._bot = bot
-        self._max_bytes = max_bytes
-        self._page = bytearray()
-        self._lower = bytearray()
-        self._scan = 0
+        # The class comes first in the tag: the marker is near its start.
+        self._tags = MarkedTags(_CONTAINER, max_bytes=max_bytes, max_tag=MAX_TAG_BYTES,
+                                look_back=1000)
         self.system: dict[str, Any] | None = None
         self.params: dict[str, Any] = {}
 
     def feed(self, chunk: bytes) -> bool:
-        chunk = chunk[: self._max_bytes - len(self._page)]
-        self._page += chunk
-        self._lower += chunk.lower()
+        self._tags.feed(chunk)
         if self.system is None:
-            self._find()
-        return self.system is not None or len(self._page) >= self._max_bytes
-
-    def _find(self) -> None:
-        lower = self._lower
-        while (at := lower.find(_CONTAINER, self._scan)) != -1:
-            start = lower.rfind(b"<", max(0, at - 1000), at)
-            end = lower.find(b">", at)
-            if end == -1:
-                return
-            self._scan = at + len(_CONTAINER)
-            if start == -1 or end - start > MAX_TAG_BYTES:
-                continue
-            found = attributes(bytes(self._page[start:end]).decode("utf-8", "replace"))
-            if "mwai-chatbot-container" not in found.get("class", "").split():
-                continue
-            system = _json_attribute(found.get("data-system", ""))
-            if system is None:
-                continue
-            if self._bot is not None and self._bot not in (
-                str(system.get("botId")), str(system.get("customId"))
-            ):
-                continue
-            self.system = system
-            self.params = _json_attribute(found.get("data-params", "")) or {}
-            return
+            for found in self._tags.new_tags():
+                if "mwai-chatbot-container" not in found.get("class", "").split():
+                    continue
+                system = json_attribute(found.get("data-system", ""))
+                if system is None or (self._bot is not None and self._bot not in (
+                    str(system.get("botId")), str(system.get("customId"))
+                )):
+                    continue
+                self.system = system
+                self.params = json_attribute(found.get("data-params", "")) or {}
+                break
+        return self.system is not None or self._tags.full
 
     @property
     def text(self) -> str:
-        return bytes(self._page).decode("utf-8", "replace")
+        return self._tags.text
 
     def result(self, *, page_url: str = "", site_url: str = "") -> AIEngineInfo | None:
         system, params = self.system, self.params
@@ -211,13 +192,6 @@ def _short_id(length: int) -> str:
 # -- the answers ------------------------------------------------------------------------
 
 
-def _json(body: bytes | str) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-
-
 def _raise_for_error(answer: Mapping[str, Any], status: int | None = None) -> None:
     """AI Engine's refusals: `{"success":false,"message",...}`, or a stream `error`."""
     said = answer.get("message", answer.get("data"))
@@ -268,7 +242,7 @@ class AIEngineReplyReader(ReplyReader):
         return pieces
 
     def _read_event(self, payload: bytes, pieces: list[str]) -> bool:
-        event = _json(payload)
+        event = maybe_json(payload)
         if not isinstance(event, dict):
             return False  # not one of the plugin's events: the browser skips it too
         kind = event.get("type")
@@ -278,7 +252,7 @@ class AIEngineReplyReader(ReplyReader):
                 pieces.append(data)
             return False
         if kind == "end":
-            final = _json(event["data"]) if isinstance(event.get("data"), str) else None
+            final = maybe_json(event["data"]) if isinstance(event.get("data"), str) else None
             if not isinstance(final, dict):
                 raise ResponseError("Unexpected response: the end event carries no answer",
                                     body=payload.decode("utf-8", "replace"))
@@ -306,7 +280,7 @@ class AIEngineReplyReader(ReplyReader):
         whole = bytes(self._body).strip()
         if not whole:
             raise ResponseError("Unexpected response: the answer is empty", body="")
-        answer = _json(whole)
+        answer = maybe_json(whole)
         if isinstance(answer, dict):  # a plain answer, or an error told in JSON
             return self._read_answer(answer)
         raise ResponseError(
@@ -323,7 +297,7 @@ def check_aiengine_status(
     if 200 <= status < 300:
         return
     raise_for_cloudflare(status, headers, body)
-    answer = None if page else _json(body)
+    answer = None if page else maybe_json(body)
     if isinstance(answer, dict):
         code = answer.get("code")
         if code in _STALE_CODES:
@@ -383,7 +357,7 @@ class AIEngineProtocol(ChatProtocol[AIEngineInfo, AIEnginePrepared]):
 
     def read_completion(self, credentials: AIEngineInfo, answer: Answer) -> AIEngineInfo | None:
         body = answer.body.decode("utf-8", "replace")
-        parsed = _json(body)
+        parsed = maybe_json(body)
         if answer.status_code == 404 and isinstance(parsed, dict) and (
             parsed.get("code") == "rest_no_route"
         ):

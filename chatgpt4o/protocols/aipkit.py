@@ -13,7 +13,6 @@ No I/O here, as in every protocol module: the engine sends what `turn` describes
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import secrets
@@ -37,10 +36,12 @@ from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
 from .._transports.base import Request
 from ._common import (
+    MarkedTags,
     ScraperReader,
-    attributes,
     event_object,
+    json_attribute,
     json_object,
+    maybe_json,
     raise_for_cloudflare,
     raise_for_status,
 )
@@ -109,44 +110,29 @@ class AipkitScraper:
 
     def __init__(self, *, bot: str | None = None, max_bytes: int = MAX_PAGE_BYTES) -> None:
         self._bot = bot
-        self._max_bytes = max_bytes
-        self._page = bytearray()
-        self._lower = bytearray()
-        self._scan = 0
+        self._tags = MarkedTags(
+            _DATA_CONFIG, max_bytes=max_bytes, max_tag=MAX_TAG_BYTES, look_back=MAX_TAG_BYTES
+        )
         self.config: dict[str, Any] | None = None
         self.bots: list[str] = []
 
     def feed(self, chunk: bytes) -> bool:
-        chunk = chunk[: self._max_bytes - len(self._page)]
-        self._page += chunk
-        self._lower += chunk.lower()
+        self._tags.feed(chunk)
         if self.config is None:
-            self._find_config()
-        return self.config is not None or len(self._page) >= self._max_bytes
-
-    def _find_config(self) -> None:
-        lower = self._lower
-        while (at := lower.find(_DATA_CONFIG, self._scan)) != -1:
-            start = lower.rfind(b"<", max(0, at - MAX_TAG_BYTES), at)
-            end = lower.find(b">", at)
-            if end == -1:
-                return  # the tag is not whole yet
-            self._scan = at + len(_DATA_CONFIG)
-            if start == -1 or end - start > MAX_TAG_BYTES:
-                continue
-            tag = bytes(self._page[start:end]).decode("utf-8", "replace")
-            config = _read_config(attributes(tag).get("data-config", ""))
-            if config is None:
-                continue
-            bot = str(config.get("botId", ""))
-            self.bots.append(bot)
-            if self._bot is None or bot == self._bot:
-                self.config = config
-                return
+            for found in self._tags.new_tags():
+                config = _read_config(found.get("data-config", ""))
+                if config is None:
+                    continue
+                bot = str(config.get("botId", ""))
+                self.bots.append(bot)
+                if self._bot is None or bot == self._bot:
+                    self.config = config
+                    break
+        return self.config is not None or self._tags.full
 
     @property
     def text(self) -> str:
-        return bytes(self._page).decode("utf-8", "replace")
+        return self._tags.text
 
     def result(self, *, page_url: str = "", site_url: str = "") -> AipkitInfo | None:
         config = self.config
@@ -160,7 +146,7 @@ class AipkitScraper:
             raise ScrapeError("The AIPKit chatbot's data-config has no ajaxUrl", body=self.text)
         ajax_url = _on_host_of(ajax_url, page_url)
         post_id = config.get("postId")
-        found = _VERSION.search(self._page)
+        found = _VERSION.search(self._tags.page)
         return AipkitInfo(
             bot_id=str(config.get("botId", "")),
             nonce=nonce,
@@ -185,14 +171,9 @@ def _on_host_of(ajax_url: str, page_url: str) -> str:
 
 
 def _read_config(value: str) -> dict[str, Any] | None:
-    """A `data-config` attribute (HTML-escaped JSON) as a dict, if it is one."""
-    try:
-        config = json.loads(html.unescape(value))
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(config, dict) or "botId" not in config:
-        return None
-    return config
+    """A `data-config` attribute (HTML-escaped JSON) as a dict, if it is a bot's."""
+    config = json_attribute(value)
+    return config if config is not None and "botId" in config else None
 
 
 # -- the request ------------------------------------------------------------------------
@@ -382,10 +363,7 @@ def check_aipkit_status(
             body=body,
         )
     if not page and body.lstrip().startswith("{"):
-        try:
-            answer = json.loads(body)
-        except (ValueError, RecursionError):
-            answer = None
+        answer = maybe_json(body)
         if isinstance(answer, dict) and answer.get("success") is False:
             _raise_for_json_error(answer)
     raise_for_status(status, headers, body)
