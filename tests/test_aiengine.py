@@ -223,3 +223,21 @@ def test_the_command_line_talks_to_an_ai_engine_emulator() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(engine_reply("Hallo"))
+
+
+async def test_no_nonce_or_session_in_logs_reprs_or_errors(
+    engine_site: AIEngineEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="chatgpt4o")
+    provider = bound(engine_site)
+    await provider.create_async("", USER_HELLO)
+    credentials = provider._site.credentials
+    assert credentials.nonce not in caplog.text
+    assert credentials.nonce not in repr(credentials)
+    assert credentials.session not in repr(credentials)
+    engine_site.fail_next(EngineFault.stale_nonce(), times=3)
+    with pytest.raises(chatgpt4o.ProviderError) as caught:
+        await provider.create_async("", USER_HELLO)
+    assert engine_site.current_nonce() not in str(caught.value)

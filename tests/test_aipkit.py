@@ -236,3 +236,20 @@ def test_the_plugin_version_comes_from_its_script_not_a_stylesheet() -> None:
     info = scraper.result(page_url="https://h/chat/")
     assert info is not None
     assert info.version == "2.4.71"
+
+
+async def test_no_nonce_or_session_in_logs_reprs_or_errors(
+    aipkit_site: AipkitEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="chatgpt4o")
+    provider = bound(aipkit_site)
+    await provider.create_async("", USER_HELLO)
+    nonce = aipkit_site.current_nonce()
+    assert nonce not in caplog.text  # the stream URL carries it: redacted in the log
+    assert nonce not in repr(provider._site.credentials)
+    aipkit_site.fail_next(AipkitFault.stale_nonce(), times=3)
+    with pytest.raises(chatgpt4o.ProviderError) as caught:
+        await provider.create_async("", USER_HELLO)
+    assert nonce not in str(caught.value)
