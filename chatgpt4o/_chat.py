@@ -23,18 +23,15 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from ._config import check_proxy
-from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_SITE_URL, DEFAULT_TIMEOUT
+from ._constants import DEFAULT_SITE_URL
 from ._discover import discover
-from ._exceptions import ModelNotSupportedError, ProviderError, redact
+from ._exceptions import ModelNotSupportedError, ProviderError
 from ._messages import format_prompt
+from ._options import site_options
 from ._provider import Chatgpt4o, WordPressChat
 from ._runner import Runner
 from ._session import aclose_shared_sessions
 from ._terminal import (
-    ENV_PROXY,
-    ENV_TIMEOUT,
-    ENV_URL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     LOCAL_INSTALL_HINT,
@@ -44,7 +41,6 @@ from ._terminal import (
     UsageError,
     encodable,
     isatty,
-    parse_seconds,
     report,
     write,
 )
@@ -82,50 +78,10 @@ def _bot(value: str | None) -> str | None:
     return value.strip()
 
 
-def _env(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name, "").strip()
-    return value or None
-
-
 def _settings(
     args: argparse.Namespace, environ: Mapping[str, str], scrub: Scrubber
 ) -> _Settings:
-    cookies = dict(args.cookie)
-    for value in cookies.values():
-        scrub.add(value)
-
-    proxy: str | None = args.proxy
-    if proxy is None and not args.local:
-        proxy = _env(environ, ENV_PROXY)
-    if proxy:
-        scrub.add(urlsplit(proxy).password)
-    try:
-        proxy = check_proxy(proxy)
-    except (TypeError, ValueError) as err:
-        raise UsageError(f"--proxy: {err}") from None
-
-    timeout: float | None = args.timeout
-    if timeout is None:
-        text = _env(environ, ENV_TIMEOUT)
-        timeout = DEFAULT_TIMEOUT
-        if text is not None:
-            try:
-                timeout = parse_seconds(text)
-            except ValueError as err:
-                raise UsageError(f"{ENV_TIMEOUT}: {err}") from None
-
-    url: str | None = args.url
-    if args.local:
-        if url is not None:
-            raise UsageError("--local and --url cannot be used together")
-    else:
-        if url is None:
-            url = _env(environ, ENV_URL)
-        if url is not None:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise UsageError(f"--url must be an http:// or https:// URL, got {redact(url)!r}")
-
+    site = site_options(args, environ, scrub, local=args.local)
     try:
         model = Chatgpt4o.get_model(args.model)
     except ModelNotSupportedError as err:
@@ -134,11 +90,11 @@ def _settings(
     return _Settings(
         model=model,
         system=args.system,
-        proxy=proxy,
-        timeout=timeout or None,
-        retries=DEFAULT_MAX_RETRIES if args.retries is None else args.retries,
-        cookies=cookies,
-        url=url,
+        proxy=site.proxy,
+        timeout=site.timeout,
+        retries=site.retries,
+        cookies=site.cookies,
+        url=site.url,
         bot=_bot(args.bot),
         stream=True if args.stream is None else args.stream,
         json=args.json,

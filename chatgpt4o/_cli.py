@@ -5,18 +5,9 @@
     chatgpt4o                          # an interactive chat (on a terminal)
     chatgpt4o --local "Привет!"        # the bundled emulator, through the real protocol
 
-Exit codes (the table is also in `--help`):
-
-* 0 - done;
-* 1 - an unexpected error (a bug);
-* 2 - usage: a bad option or value, an empty prompt, an unknown model, `--local`
-  without aiohttp;
-* 3 - network: `ProviderConnectionError` and `ProviderTimeoutError`;
-* 4 - blocked or rate-limited: `CloudflareError`, `RateLimitError` (HTTP 429), a
-  `ServiceError` of kind "token_limit" (the plugin's usage limit) or "ip_banned";
-* 5 - a bad answer from the site: every other `ProviderError` (other HTTP errors, the
-  plugin's other error messages, a rejected nonce, an unreadable page or reply);
-* 130 - interrupted (Ctrl-C).
+A first word `check`, `logs`, `models` or `serve` runs that command instead (`COMMANDS`);
+`chatgpt4o -- serve` asks the word. Every command runs in `_command.run_command`, which
+holds the exit codes (the table is also in `--help`).
 
 Secrets (the proxy password, cookie values) are never printed: the library's messages
 are redacted already, and every error line goes through `_terminal.Scrubber` again.
@@ -30,27 +21,14 @@ imports this module.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
+import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
-from ._constants import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MODEL,
-    DEFAULT_SITE_URL,
-    DEFAULT_TIMEOUT,
-    MODEL_ALIASES,
-)
-from ._exceptions import (
-    CloudflareError,
-    ModelNotSupportedError,
-    ProviderConnectionError,
-    ProviderError,
-    RateLimitError,
-    ServiceError,
-)
+from ._command import exit_code_for, run_command
+from ._constants import DEFAULT_MODEL, MODEL_ALIASES
+from ._options import add_site_options
 from ._terminal import (
     ENV_PROXY,
     ENV_TIMEOUT,
@@ -66,14 +44,11 @@ from ._terminal import (
     PROG,
     Scrubber,
     UsageError,
-    isatty,
-    parse_seconds,
-    report,
-    write,
 )
 from ._version import __version__
 
 __all__ = [
+    "COMMANDS",
     "EXIT_BLOCKED",
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
@@ -123,61 +98,20 @@ exit codes:
 """
 
 
-# -- errors and exit codes ---------------------------------------------------------------
-
-
-def exit_code_for(error: BaseException) -> int:
-    """The exit code for `error` (see the module docstring)."""
-    if isinstance(error, KeyboardInterrupt):
-        return EXIT_INTERRUPTED
-    if isinstance(error, (UsageError, ModelNotSupportedError)):
-        return EXIT_USAGE
-    if isinstance(error, ProviderConnectionError):
-        return EXIT_NETWORK
-    # Both are HTTPStatusErrors: they must be sorted out before the rule for the rest.
-    if isinstance(error, (CloudflareError, RateLimitError)):
-        return EXIT_BLOCKED
-    if isinstance(error, ServiceError) and error.kind in ("ip_banned", "token_limit"):
-        return EXIT_BLOCKED
-    if isinstance(error, ProviderError):
-        return EXIT_SERVER
-    if isinstance(error, (TypeError, ValueError)):
-        return EXIT_USAGE  # the library's checks of its arguments, before any I/O
-    return EXIT_FAILURE
-
-
 # -- the command line --------------------------------------------------------------------
+
+#: The first words that select a command, and the module whose `main(argv)` runs it.
+COMMANDS: dict[str, str] = {
+    "check": "chatgpt4o._check",
+    "logs": "chatgpt4o._logs",
+    "models": "chatgpt4o._models",
+    "serve": "chatgpt4o.server._command",
+}
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {PROG} --help)")
-
-
-def _seconds(text: str) -> float:
-    try:
-        return parse_seconds(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _cookie(text: str) -> tuple[str, str]:
-    # The message must not repeat the argument: it may be a secret.
-    name, sep, value = text.partition("=")
-    name = name.strip()
-    if not sep or not name:
-        raise argparse.ArgumentTypeError("expected NAME=VALUE")
-    return name, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,30 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-s", "--system", metavar="TEXT", help="a system message to send first"
     )
-    parser.add_argument(
-        "--proxy", metavar="URL",
-        help=f"proxy URL: http, https, socks4, socks4a, socks5 or socks5h, with "
-        f"user:password@ if needed (env {ENV_PROXY})",
-    )
-    parser.add_argument(
-        "--timeout", type=_seconds, metavar="SECONDS",
-        help=f"limit for the whole call, retries included; 0: none "
-        f"(env {ENV_TIMEOUT}; default {DEFAULT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--retries", type=_count, metavar="N",
-        help=f"retries after network errors, HTTP 408, 409, 429 and 5xx "
-        f"(default {DEFAULT_MAX_RETRIES})",
-    )
-    parser.add_argument(
-        "--cookie", type=_cookie, action="append", default=[], metavar="NAME=VALUE",
-        help="a cookie for the site, e.g. cf_clearance=...; repeatable",
-    )
-    parser.add_argument(
-        "--url", metavar="URL",
-        help="a page with the chatbot of another site: AI Power (any version) or AI Engine, "
-        f"found on the page (env {ENV_URL}; default {DEFAULT_SITE_URL})",
-    )
+    add_site_options(parser)
     parser.add_argument(
         "--bot", metavar="ID",
         help="which chatbot of the page to talk to, by its id there (default: the first)",
@@ -271,59 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
 # -- main ------------------------------------------------------------------------------
 
 
-def _configure_logging(verbose: bool) -> Callable[[], None]:
-    """DEBUG logs of the library on stderr; returns the undo."""
-    if not verbose:
-        return lambda: None
-    import logging
+def _chat(args: argparse.Namespace, scrub: Scrubber) -> int:
+    from ._chat import run  # the event loop, the provider and curl_cffi: only now
 
-    logger = logging.getLogger("chatgpt4o")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    previous_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-
-    def undo() -> None:
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
-
-    return undo
+    return run(args, scrub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `chatgpt4o` command with `argv` (default: `sys.argv[1:]`); return the exit
-    code. The console script passes it to `sys.exit`."""
-    if argv is None:
-        argv = sys.argv[1:]
-    scrub = Scrubber()
-    scrub.add_from_argv(argv)
-    parser = build_parser()
-    verbose = False
-    undo_logging: Callable[[], None] = lambda: None  # noqa: E731
-    try:
-        try:
-            args = parser.parse_intermixed_args(argv)
-        except SystemExit as done:  # --help, --version
-            return done.code if isinstance(done.code, int) else EXIT_OK
-        verbose = args.verbose
-        undo_logging = _configure_logging(verbose)
-        from ._chat import run  # the event loop, the provider and curl_cffi: only now
+    code. The console script passes it to `sys.exit`.
 
-        return run(args, scrub)
-    except KeyboardInterrupt:
-        if isatty(sys.stderr):
-            write(sys.stderr, "\n")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`chatgpt4o ... | head -1`): say nothing more.
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILURE
-    except Exception as error:
-        code = exit_code_for(error)
-        report(error, sys.stderr, scrub, verbose=verbose, unexpected=code == EXIT_FAILURE)
+    A first word in `COMMANDS` runs that command with the rest of `argv`; anything else
+    (`chatgpt4o -- check` included) is the chat."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        command = importlib.import_module(COMMANDS[argv[0]])
+        code: int = command.main(argv[1:])
         return code
-    finally:
-        undo_logging()
+    return run_command(argv, build_parser(), _chat)

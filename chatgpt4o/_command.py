@@ -1,0 +1,129 @@
+"""The frame every `chatgpt4o` command runs in: parsing, logging, errors and exit codes.
+
+`run_command` parses the command line, turns on `--verbose` logging, runs the work, and
+turns whatever it raises into one scrubbed line on stderr and an exit code
+(`exit_code_for`). The chat (`_cli`) and the first-word commands (`check`, `logs`,
+`models`, `serve`) all run in it, so they exit alike.
+
+Exit codes:
+
+* 0 - done;
+* 1 - an unexpected error (a bug);
+* 2 - usage: a bad option or value, an empty prompt, an unknown model, a missing extra;
+* 3 - network: `ProviderConnectionError` and `ProviderTimeoutError`;
+* 4 - blocked or rate-limited: `CloudflareError`, `RateLimitError` (HTTP 429), a
+  `ServiceError` of kind "token_limit" (the plugin's usage limit) or "ip_banned";
+* 5 - a bad answer from the site: every other `ProviderError` (other HTTP errors, the
+  plugin's other error messages, a rejected nonce, an unreadable page or reply);
+* 130 - interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from ._exceptions import (
+    CloudflareError,
+    ModelNotSupportedError,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimitError,
+    ServiceError,
+)
+from ._terminal import (
+    EXIT_BLOCKED,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_SERVER,
+    EXIT_USAGE,
+    Scrubber,
+    UsageError,
+    isatty,
+    report,
+    write,
+)
+
+__all__ = ["Work", "configure_logging", "exit_code_for", "run_command"]
+
+#: A command's work: the parsed arguments and the run's scrubber in, the exit code out.
+Work = Callable[[argparse.Namespace, Scrubber], int]
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code for `error` (see the module docstring)."""
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(error, (UsageError, ModelNotSupportedError)):
+        return EXIT_USAGE
+    if isinstance(error, ProviderConnectionError):
+        return EXIT_NETWORK
+    # Both are HTTPStatusErrors: they must be sorted out before the rule for the rest.
+    if isinstance(error, (CloudflareError, RateLimitError)):
+        return EXIT_BLOCKED
+    if isinstance(error, ServiceError) and error.kind in ("ip_banned", "token_limit"):
+        return EXIT_BLOCKED
+    if isinstance(error, ProviderError):
+        return EXIT_SERVER
+    if isinstance(error, (TypeError, ValueError)):
+        return EXIT_USAGE  # the library's checks of its arguments, before any I/O
+    return EXIT_FAILURE
+
+
+def configure_logging(verbose: bool) -> Callable[[], None]:
+    """With `verbose`, DEBUG logs of the library on stderr; returns the undo."""
+    if not verbose:
+        return lambda: None
+    import logging
+
+    logger = logging.getLogger("chatgpt4o")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+    return undo
+
+
+def run_command(argv: Sequence[str], parser: argparse.ArgumentParser, work: Work) -> int:
+    """Parse `argv` with `parser` (whose `error` raises UsageError), run `work`, and
+    return the exit code; errors are reported on stderr, scrubbed of the secrets on the
+    command line. The parser may define `--verbose`."""
+    scrub = Scrubber()
+    scrub.add_from_argv(argv)
+    verbose = False
+    undo_logging: Callable[[], None] = lambda: None  # noqa: E731
+    try:
+        try:
+            args = parser.parse_intermixed_args(argv)
+        except SystemExit as done:  # --help, --version
+            return done.code if isinstance(done.code, int) else EXIT_OK
+        verbose = bool(getattr(args, "verbose", False))
+        undo_logging = configure_logging(verbose)
+        return work(args, scrub)
+    except KeyboardInterrupt:
+        if isatty(sys.stderr):
+            write(sys.stderr, "\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`chatgpt4o ... | head -1`): say nothing more.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as error:
+        code = exit_code_for(error)
+        report(error, sys.stderr, scrub, verbose=verbose, unexpected=code == EXIT_FAILURE)
+        return code
+    finally:
+        undo_logging()
