@@ -224,3 +224,37 @@ def test_the_factory_runs_under_uvicorn_with_workers() -> None:
                 process.communicate()
     assert code == 0, err
     assert "Traceback" not in err
+
+
+def _readme_block(language: str, marker: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(rf"```{language}\n(.*?)```", text, re.DOTALL)
+    (block,) = [block for block in blocks if marker in block]
+    return block
+
+
+def test_the_readme_examples_run_against_serve_local() -> None:
+    shell = _readme_block("sh", "curl -s http://127.0.0.1:1337/v1/models")
+    python = _readme_block("python", 'OpenAI(base_url="http://127.0.0.1:1337/v1"')
+    with command("serve", "--local", "--port", "0") as (process, url):
+        origin = url.removesuffix("/v1")
+        curl = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", shell.replace("http://127.0.0.1:1337", origin)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        example = subprocess.run(
+            [sys.executable, "-c", python.replace("http://127.0.0.1:1337", origin)],
+            capture_output=True, text=True, timeout=30, env=_environment(), check=False,
+        )
+        code, err = stop(process, signal.SIGTERM)
+    assert "Traceback" not in err
+    assert curl.returncode == 0, curl.stderr
+    assert '"object":"list"' in curl.stdout
+    assert '"object":"chat.completion"' in curl.stdout
+    assert curl.stdout.rstrip().endswith("data: [DONE]")
+    assert example.returncode == 0, example.stderr
+    plain, usage, streamed = example.stdout.splitlines()
+    assert "Привет!" in plain
+    assert plain == streamed
+    assert "prompt_tokens=" in usage
+    assert code == 0
