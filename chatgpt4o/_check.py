@@ -35,9 +35,9 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any
 
-from ._command import exit_code_for, run_command
+from ._command import CommandParser, exit_code_for, run_command
 from ._constants import DEFAULT_IMPERSONATE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._exceptions import (
     NonceError,
@@ -47,7 +47,7 @@ from ._exceptions import (
     ServiceError,
 )
 from ._options import add_site_options, site_options
-from ._terminal import EXIT_OK, PROG, Scrubber, UsageError, report, write
+from ._terminal import EXIT_OK, PROG, Scrubber, UsageError, describe, report, write
 
 if TYPE_CHECKING:
     from ._transports.base import AsyncTransport
@@ -231,7 +231,8 @@ async def check_site(
     except ProviderError as error:
         report.error = error
         if not report.steps or report.steps[-1].name != step:
-            report.steps.append(Step(step, time.monotonic() - step_started, False, str(error)))
+            seconds = time.monotonic() - step_started
+            report.steps.append(Step(step, seconds, False, describe(error, Scrubber())))
     report.elapsed = time.monotonic() - started
     return report
 
@@ -267,7 +268,8 @@ def report_json(report: CheckReport) -> dict[str, Any]:
         "elapsed": round(report.elapsed, 3),
         "error": None if error is None else {
             "type": type(error).__name__,
-            "message": " ".join(str(error).split()),
+            # The line the command prints on stderr, before this module's own scrubbing.
+            "message": describe(error, Scrubber()),
             "exit_code": exit_code_for(error),
         },
     }
@@ -311,14 +313,9 @@ def show(report: CheckReport, *, as_json: bool, out: IO[str], scrub: Scrubber) -
 # -- the command -------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see {PROG} check --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `chatgpt4o check`."""
-    parser = _Parser(
+    parser = CommandParser(
         prog=f"{PROG} check",
         usage=f"{PROG} check [options] [URL]",
         description=(

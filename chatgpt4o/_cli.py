@@ -30,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ._command import exit_code_for, run_command
+from ._command import CommandParser, exit_code_for, run_command
 from ._constants import DEFAULT_MODEL, MODEL_ALIASES
 from ._options import add_site_options
 from ._terminal import (
@@ -150,7 +150,7 @@ def _dash_prompt(word: str) -> str:
     )
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(CommandParser):
     def error(self, message: str) -> NoReturn:
         glued = _GLUED.match(message)
         unknown = message.removeprefix("unrecognized arguments: ")
@@ -158,7 +158,7 @@ class _Parser(argparse.ArgumentParser):
             message = _dash_prompt(glued["option"] + glued["rest"][1:-1])
         elif unknown != message and unknown.startswith("-") and not unknown.startswith("--"):
             message = _dash_prompt(unknown.split()[0])
-        raise UsageError(f"{message} (see {PROG} --help)")
+        super().error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from ._exceptions import (
     CloudflareError,
@@ -56,7 +57,15 @@ from ._terminal import (
     write,
 )
 
-__all__ = ["Work", "configure_logging", "exit_code_for", "run_command"]
+__all__ = ["CommandParser", "Work", "configure_logging", "exit_code_for", "run_command"]
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a `chatgpt4o` command: a bad command line is a UsageError (exit 2,
+    one line pointing to the command's `--help`), not argparse's exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 #: A command's work: the parsed arguments and the run's scrubber in, the exit code out.
 Work = Callable[[argparse.Namespace, Scrubber], int]

@@ -16,9 +16,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, NoReturn
+from typing import IO
 
-from ._command import run_command
+from ._command import CommandParser, run_command
 from ._history import Exchange, HistoryError, Log, logs_path
 from ._terminal import ENV_LOGS_PATH, EXIT_OK, PROG, Scrubber, UsageError, isatty, write
 
@@ -26,11 +26,6 @@ __all__ = ["DEFAULT_COUNT", "build_parser", "main"]
 
 #: How many exchanges `chatgpt4o logs` shows without -n.
 DEFAULT_COUNT = 3
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see {PROG} logs --help)")
 
 
 def _count(text: str) -> int:
@@ -45,7 +40,7 @@ def _count(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `chatgpt4o logs`."""
-    parser = _Parser(
+    parser = CommandParser(
         prog=f"{PROG} logs",
         description="Show the logged exchanges of the chatgpt4o command, newest last.",
         epilog=(

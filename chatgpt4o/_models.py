@@ -17,24 +17,19 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
-from ._command import run_command
+from ._command import CommandParser, run_command
 from ._constants import DEFAULT_SITE_URL
 from ._options import add_site_options, site_options
-from ._terminal import EXIT_OK, PROG, Scrubber, UsageError, write
+from ._terminal import EXIT_OK, PROG, Scrubber, write
 
 __all__ = ["build_parser", "listing", "main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see {PROG} models --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `chatgpt4o models`."""
-    parser = _Parser(
+    parser = CommandParser(
         prog=f"{PROG} models",
         usage=f"{PROG} models [--url URL] [options]",
         description=(
