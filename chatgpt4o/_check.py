@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from ._command import CommandParser, exit_code_for, run_command
+from ._command import CommandParser, exit_code_for, run_async, run_command
 from ._constants import DEFAULT_IMPERSONATE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._exceptions import (
     NonceError,
@@ -356,21 +356,7 @@ def _run(args: argparse.Namespace, scrub: Scrubber) -> int:
     if args.bot is not None and not args.bot.strip():
         raise UsageError("--bot must be a chatbot's id on the page")
 
-    from ._runner import Runner
-    from ._session import aclose_shared_sessions
-
-    with Runner() as runner:
-        runner.on_close(aclose_shared_sessions)
-        result = runner.run(
-            check_site(
-                site.site_url,
-                bot_id=args.bot,
-                proxy=site.proxy,
-                timeout=site.timeout,
-                cookies=site.cookies,
-                max_retries=site.retries,
-            )
-        )
+    result = run_async(check_site(site.site_url, bot_id=args.bot, **site.call_options))
     show(result, as_json=args.json, out=sys.stdout, scrub=scrub)
     if result.error is not None:
         report(result.error, sys.stderr, scrub, verbose=args.verbose)

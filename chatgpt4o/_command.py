@@ -30,8 +30,8 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, NoReturn, TypeVar
 
 from ._exceptions import (
     CloudflareError,
@@ -57,7 +57,16 @@ from ._terminal import (
     write,
 )
 
-__all__ = ["CommandParser", "Work", "configure_logging", "exit_code_for", "run_command"]
+__all__ = [
+    "CommandParser",
+    "Work",
+    "configure_logging",
+    "exit_code_for",
+    "run_async",
+    "run_command",
+]
+
+_T = TypeVar("_T")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -91,6 +100,18 @@ def exit_code_for(error: BaseException) -> int:
     if isinstance(error, ImportError) and "pip install" in str(error):
         return EXIT_USAGE  # a missing extra: no HTTP backend, httpx without SOCKS, g4f
     return EXIT_FAILURE
+
+
+def run_async(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run a command's one coroutine on an event loop of its own, and close the HTTP
+    sessions it opened before the loop goes."""
+    # Imported here: `--help` must not pay for the event loop and the HTTP stack.
+    from ._runner import Runner
+    from ._session import aclose_shared_sessions
+
+    with Runner() as runner:
+        runner.on_close(aclose_shared_sessions)
+        return runner.run(work)
 
 
 def configure_logging(verbose: bool) -> Callable[[], None]:

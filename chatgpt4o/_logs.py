@@ -20,22 +20,13 @@ from typing import IO
 
 from ._command import CommandParser, run_command
 from ._history import Exchange, HistoryError, Log, logs_path
+from ._options import whole_number
 from ._terminal import ENV_LOGS_PATH, EXIT_OK, PROG, Scrubber, UsageError, isatty, write
 
 __all__ = ["DEFAULT_COUNT", "build_parser", "main"]
 
 #: How many exchanges `chatgpt4o logs` shows without -n.
 DEFAULT_COUNT = 3
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument(
-        "-n", "--count", type=_count, default=DEFAULT_COUNT, metavar="N",
+        "-n", "--count", type=whole_number, default=DEFAULT_COUNT, metavar="N",
         help=f"how many of the newest exchanges to show; 0: all (default {DEFAULT_COUNT})",
     )
     parser.add_argument("--cid", metavar="ID", help="only the exchanges of conversation ID")

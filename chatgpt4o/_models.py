@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._command import CommandParser, run_command
+from ._command import CommandParser, run_async, run_command
 from ._constants import DEFAULT_SITE_URL
 from ._options import add_site_options, site_options
 from ._terminal import EXIT_OK, PROG, Scrubber, write
@@ -90,20 +90,8 @@ def _run(args: argparse.Namespace, scrub: Scrubber) -> int:
     provider: Any = Chatgpt4o
     if site.url is not None:
         from ._discover import discover
-        from ._runner import Runner
-        from ._session import aclose_shared_sessions
 
-        with Runner() as runner:
-            runner.on_close(aclose_shared_sessions)
-            provider = runner.run(
-                discover(
-                    site.url,
-                    proxy=site.proxy,
-                    timeout=site.timeout,
-                    cookies=site.cookies,
-                    max_retries=site.retries,
-                )
-            )
+        provider = run_async(discover(site.url, **site.call_options))
     found = listing(provider, site.url or DEFAULT_SITE_URL)
     if args.json:
         write(sys.stdout, scrub(json.dumps(found, ensure_ascii=False)) + "\n")

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._config import PROXY_SCHEMES, check_proxy
@@ -46,6 +47,7 @@ __all__ = [
     "add_site_options",
     "env_value",
     "site_options",
+    "whole_number",
 ]
 
 
@@ -66,6 +68,17 @@ class SiteOptions:
     given_cookies: dict[str, str] = field(repr=False, default_factory=dict)
     flag_cookies: dict[str, str] = field(repr=False, default_factory=dict)
     file_cookies: tuple[FileCookie, ...] = field(repr=False, default=())
+
+    @property
+    def call_options(self) -> dict[str, Any]:
+        """The keyword arguments of a provider call (and of `discover`) for these
+        options: proxy, timeout, cookies, max_retries."""
+        return {
+            "proxy": self.proxy,
+            "timeout": self.timeout,
+            "cookies": self.cookies,
+            "max_retries": self.retries,
+        }
 
     @property
     def site_url(self) -> str:
@@ -90,7 +103,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _count(text: str) -> int:
+def whole_number(text: str) -> int:
+    """argparse type: a whole number >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -128,7 +142,7 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
         f"(env {ENV_TIMEOUT}; default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
-        "--retries", type=_count, metavar="N",
+        "--retries", type=whole_number, metavar="N",
         help=f"retries after network errors, HTTP 408, 409, 429 and 5xx "
         f"(default {DEFAULT_MAX_RETRIES})",
     )
