@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._discover import discover
     from ._exceptions import (
         CloudflareError,
+        HostNotFoundError,
         HTTPStatusError,
         ModelNotSupportedError,
         NonceError,
@@ -50,6 +51,7 @@ __all__ = [
     "CloudflareError",
     "CurlTransport",
     "HTTPStatusError",
+    "HostNotFoundError",
     "HttpxTransport",
     "Message",
     "Messages",
@@ -82,6 +84,7 @@ _HOMES = {
     "._exceptions": (
         "CloudflareError",
         "HTTPStatusError",
+        "HostNotFoundError",
         "ModelNotSupportedError",
         "NonceError",
         "PluginUnavailableError",

@@ -264,6 +264,24 @@ class Engine(Generic[Credentials, Prepared]):
         finally:
             running.deadline.close()
 
+    async def exchange(
+        self, call: Call[Prepared], request: Request, read: Callable[[Answer], _T]
+    ) -> _T:
+        """Send one request that is not a chat turn (`chatgpt4o check`'s probe, say) with
+        the site's cookies and the call's retries and deadline; `read` judges the whole
+        answer, and a retryable error it raises is retried."""
+        running = await self._begin(call)
+
+        async def attempt() -> _T:
+            return read(await self._exchange(running, request))
+
+        try:
+            return await running.retrying.run(attempt, self._note_stale)
+        except ProviderTimeoutError as err:
+            raise running.deadline.explain(err) from err
+        finally:
+            running.deadline.close()
+
     async def _begin(self, call: Call[Prepared]) -> _Running[Prepared]:
         deadline = Deadline(call.timeout)
         transport = await call.settings.open()

@@ -6,6 +6,7 @@ provider promised `RuntimeError`, and code written for it keeps working):
 * ProviderError (RuntimeError)
   * ModelNotSupportedError (also ValueError) - unknown model; raised before any I/O.
   * ProviderConnectionError (also ConnectionError) - connect, DNS, TLS, proxy, reset.
+    * HostNotFoundError - the site's host name does not exist in DNS (not retried).
     * ProviderTimeoutError (also TimeoutError) - the call's deadline passed.
   * HTTPStatusError - a non-2xx answer; carries `status_code` and a trimmed `body`.
     * CloudflareError - a Cloudflare challenge (403 or 503) stood in the way.
@@ -35,6 +36,7 @@ from ._constants import BODY_PREVIEW_CHARS
 __all__ = [
     "CloudflareError",
     "HTTPStatusError",
+    "HostNotFoundError",
     "ModelNotSupportedError",
     "NonceError",
     "PluginUnavailableError",
@@ -101,11 +103,31 @@ class ModelNotSupportedError(ProviderError, ValueError):
 
 
 class ProviderConnectionError(ProviderError, ConnectionError):
-    """The request did not get an answer: connection, DNS, TLS or proxy failure."""
+    """The request did not get an answer: connection, DNS, TLS or proxy failure.
+
+    `retryable` says whether trying again may help: True for these failures, which are
+    often passing (a reset, a temporary resolver failure), False for the subclasses below.
+    """
+
+    #: Whether a call retries after this failure (docs/protocol.md §5.5).
+    retryable: bool = True
+
+
+class HostNotFoundError(ProviderConnectionError):
+    """The site's host name does not exist: DNS answered that there is no such name.
+
+    Not retried, since the name will not exist half a second later either. A resolver
+    that could not answer (a timeout, a server failure) is a plain, retried
+    `ProviderConnectionError`.
+    """
+
+    retryable = False
 
 
 class ProviderTimeoutError(ProviderConnectionError, TimeoutError):
     """The call's deadline passed before the answer was complete."""
+
+    retryable = False  # nothing is left of the call to retry in
 
 
 class HTTPStatusError(ProviderError):
@@ -227,9 +249,9 @@ class StaleCredentials(ProviderError):
 
 # Tracebacks and reprs show the public name (`chatgpt4o.NonceError`), where users import it.
 for _public in (
-    ProviderError, ModelNotSupportedError, ProviderConnectionError, ProviderTimeoutError,
-    HTTPStatusError, CloudflareError, PluginUnavailableError, RateLimitError, ServiceError,
-    NonceError, ResponseError, ScrapeError,
+    ProviderError, ModelNotSupportedError, ProviderConnectionError, HostNotFoundError,
+    ProviderTimeoutError, HTTPStatusError, CloudflareError, PluginUnavailableError,
+    RateLimitError, ServiceError, NonceError, ResponseError, ScrapeError,
 ):
     _public.__module__ = "chatgpt4o"
 del _public

@@ -5,6 +5,11 @@ same options (`add_site_options`) and resolve them the same way (`site_options`)
 first, then the environment, then the defaults, checked before any I/O, and every secret
 handed to the command's `Scrubber` so that no message can show it.
 
+Cookies come from three places, merged by name: `CHATGPT4O_COOKIE` (a Cookie header's
+text), then `--cookie-file` (Netscape cookies.txt, see `_cookiefile`), then `--cookie`;
+a later one wins for the same name. The first two keep `cf_clearance` out of shell
+history and `ps`.
+
 Like `_terminal`, this module stays free of asyncio and the HTTP stack.
 """
 
@@ -14,12 +19,21 @@ import argparse
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from ._config import check_proxy
+from ._config import PROXY_SCHEMES, check_proxy
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_SITE_URL, DEFAULT_TIMEOUT
+from ._cookiefile import (
+    CookieFileError,
+    FileCookie,
+    cookies_for,
+    parse_cookie_file,
+    parse_cookie_header,
+)
 from ._exceptions import redact
 from ._terminal import (
+    ENV_COOKIE,
     ENV_PROXY,
     ENV_TIMEOUT,
     ENV_URL,
@@ -33,6 +47,7 @@ __all__ = [
     "add_site_options",
     "env_value",
     "site_options",
+    "whole_number",
 ]
 
 
@@ -46,12 +61,39 @@ class SiteOptions:
     #: Seconds for a whole call, retries included; None: no limit.
     timeout: float | None
     retries: int
+    #: The cookies for `site_url`: environment, file and flags merged.
     cookies: dict[str, str] = field(repr=False)
+    #: The cookies of the environment and of --cookie, by name (the file's are matched
+    #: to a site by `cookies_for`).
+    given_cookies: dict[str, str] = field(repr=False, default_factory=dict)
+    flag_cookies: dict[str, str] = field(repr=False, default_factory=dict)
+    file_cookies: tuple[FileCookie, ...] = field(repr=False, default=())
+
+    @property
+    def call_options(self) -> dict[str, Any]:
+        """The keyword arguments of a provider call (and of `discover`) for these
+        options: proxy, timeout, cookies, max_retries."""
+        return {
+            "proxy": self.proxy,
+            "timeout": self.timeout,
+            "cookies": self.cookies,
+            "max_retries": self.retries,
+        }
 
     @property
     def site_url(self) -> str:
         """The page to load: the one asked for, or the default site's."""
         return self.url or DEFAULT_SITE_URL
+
+    def cookies_for(self, url: str) -> dict[str, str]:
+        """The cookies a request to `url` carries: the environment's, then the
+        file's that match its host, then --cookie's. The caller scrubs the values
+        (`site_options` did for `site_url`)."""
+        return {
+            **self.given_cookies,
+            **cookies_for(list(self.file_cookies), url),
+            **self.flag_cookies,
+        }
 
 
 def _seconds(text: str) -> float:
@@ -61,7 +103,8 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _count(text: str) -> int:
+def whole_number(text: str) -> int:
+    """argparse type: a whole number >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -81,7 +124,8 @@ def _cookie(text: str) -> tuple[str, str]:
 
 
 def add_site_options(parser: argparse.ArgumentParser) -> None:
-    """Add --url, --proxy, --timeout, --retries and --cookie to `parser`."""
+    """Add --url, --proxy, --timeout, --retries, --cookie and --cookie-file to
+    `parser`."""
     parser.add_argument(
         "--url", metavar="URL",
         help="a page with the chatbot of a site: AI Power (any version) or AI Engine, "
@@ -98,14 +142,50 @@ def add_site_options(parser: argparse.ArgumentParser) -> None:
         f"(env {ENV_TIMEOUT}; default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
-        "--retries", type=_count, metavar="N",
+        "--retries", type=whole_number, metavar="N",
         help=f"retries after network errors, HTTP 408, 409, 429 and 5xx "
         f"(default {DEFAULT_MAX_RETRIES})",
     )
     parser.add_argument(
         "--cookie", type=_cookie, action="append", default=[], metavar="NAME=VALUE",
-        help="a cookie for the site, e.g. cf_clearance=...; repeatable",
+        help="a cookie for the site, e.g. cf_clearance=...; repeatable (a value here "
+        f"shows in ps and shell history: prefer --cookie-file or env {ENV_COOKIE})",
     )
+    parser.add_argument(
+        "--cookie-file", action="append", default=[], metavar="FILE",
+        help="cookies.txt in Netscape format (as curl and the browsers' cookie export "
+        "write it): the cookies whose domain matches the site; repeatable",
+    )
+
+
+_PROXY_SHAPE = "scheme://[user:password@]host:port, e.g. socks5://127.0.0.1:9050"
+
+
+def _proxy(text: str, source: str) -> str:
+    """`text` as a proxy URL, or a UsageError saying what is wrong, in words that
+    never show a password (not even one in a value that is not a URL)."""
+    scheme, sep, _ = text.partition("://")
+    if not sep or not scheme:
+        got = "" if "@" in text else f", got {text!r}"
+        raise UsageError(f"{source}: expected a proxy URL, {_PROXY_SHAPE}{got}")
+    if scheme.lower() not in PROXY_SCHEMES:
+        shown = scheme if len(scheme) <= 20 else scheme[:19] + "…"
+        raise UsageError(
+            f"{source}: a proxy's scheme is one of {', '.join(PROXY_SCHEMES)}, "
+            f"got {shown!r}"
+        )
+    try:
+        host = urlsplit(text).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise UsageError(
+            f"{source}: the proxy URL {redact(text)!r} has no host; expected {_PROXY_SHAPE}"
+        )
+    try:
+        return check_proxy(text) or text
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"{source}: {err}") from None
 
 
 def env_value(environ: Mapping[str, str], name: str) -> str | None:
@@ -124,20 +204,35 @@ def site_options(
     """The site options of `args` (added by `add_site_options`), with the environment's
     defaults; a UsageError for what cannot work. With `local` (the bundled emulator)
     the environment's URL and proxy do not apply, and --url is refused."""
-    cookies = dict(args.cookie)
-    for value in cookies.values():
+    given: dict[str, str] = {}
+    if not local:
+        text = env_value(environ, ENV_COOKIE)
+        if text is not None:
+            try:
+                given = parse_cookie_header(text, ENV_COOKIE)
+            except CookieFileError as err:
+                raise UsageError(str(err)) from None
+    file_cookies: list[FileCookie] = []
+    for path in getattr(args, "cookie_file", None) or []:
+        try:
+            file_cookies.extend(parse_cookie_file(path))
+        except CookieFileError as err:
+            raise UsageError(f"--cookie-file: {err}") from None
+    flags = dict(args.cookie)
+    for value in (*given.values(), *flags.values()):
         scrub.add(value)
 
     proxy: str | None = args.proxy
+    source = "--proxy"
     if proxy is None and not local:
         proxy = env_value(environ, ENV_PROXY)
+        source = ENV_PROXY
     if proxy:
-        with contextlib.suppress(ValueError):  # check_proxy says what is wrong with it
+        with contextlib.suppress(ValueError):
             scrub.add(urlsplit(proxy).password)
-    try:
-        proxy = check_proxy(proxy)
-    except (TypeError, ValueError) as err:
-        raise UsageError(f"--proxy: {err}") from None
+        proxy = _proxy(proxy, source)
+    else:
+        proxy = None
 
     timeout: float | None = args.timeout
     if timeout is None:
@@ -160,11 +255,25 @@ def site_options(
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise UsageError(f"--url must be an http:// or https:// URL, got {redact(url)!r}")
+            try:
+                parts.port  # noqa: B018 - reading it checks it
+            except ValueError:
+                raise UsageError(f"--url has a bad port: {redact(url)!r}") from None
 
+    cookies = {
+        **given,
+        **cookies_for(file_cookies, url or DEFAULT_SITE_URL),
+        **flags,
+    }
+    for value in cookies.values():
+        scrub.add(value)
     return SiteOptions(
         url=url,
         proxy=proxy,
         timeout=timeout or None,
         retries=DEFAULT_MAX_RETRIES if args.retries is None else args.retries,
         cookies=cookies,
+        given_cookies=given,
+        flag_cookies=flags,
+        file_cookies=tuple(file_cookies),
     )

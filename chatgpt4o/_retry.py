@@ -1,8 +1,9 @@
 """When to retry, and how long to wait: one policy and one loop for a whole call.
 
-Transport errors, 408, 409, 429 and 5xx are retried; the deadline passing, Cloudflare
-challenges, a plugin that lacks the chat action and the plugin's own error answers
-are not (the same request would get the same answer). A call has one budget:
+Transport errors, 408, 409, 429 and 5xx are retried; the deadline passing, a host
+name that does not exist (`HostNotFoundError`), Cloudflare challenges, a plugin that
+lacks the chat action and the plugin's own error answers are not (the same request
+would get the same answer). A call has one budget:
 `max_retries` counts every retry it makes, page loads and chat requests together.
 """
 
@@ -23,7 +24,6 @@ from ._exceptions import (
     HTTPStatusError,
     ProviderConnectionError,
     ProviderError,
-    ProviderTimeoutError,
     RateLimitError,
     StaleCredentials,
 )
@@ -97,10 +97,10 @@ def retry_policy(max_retries: int) -> RetryPolicy:
 
 def retryable(error: ProviderError) -> tuple[bool, float | None]:
     """Whether trying again may help after `error`, and the server's Retry-After."""
-    if isinstance(error, ProviderTimeoutError):
-        return False, None  # the call's deadline has passed: nothing is left to retry in
     if isinstance(error, ProviderConnectionError):
-        return True, None
+        # False for the deadline (nothing is left to retry in) and for a host name that
+        # does not exist (it will not in half a second either); True for the rest.
+        return error.retryable, None
     # Exactly these classes: a Cloudflare challenge or a missing chat action is an
     # HTTPStatusError too, and would answer the same again.
     if isinstance(error, RateLimitError) and not error.retryable:

@@ -9,14 +9,20 @@ stack: `chatgpt4o --help` imports it.
 from __future__ import annotations
 
 import contextlib
+import html
+import json
 import math
+import re
 from collections.abc import Sequence
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-from ._exceptions import redact
+from ._exceptions import HTTPStatusError, ResponseError, redact
 
 __all__ = [
+    "ENV_COOKIE",
+    "ENV_LOGS_PATH",
+    "ENV_NO_LOG",
     "ENV_PROXY",
     "ENV_TIMEOUT",
     "ENV_URL",
@@ -32,7 +38,10 @@ __all__ = [
     "PROMPT",
     "Scrubber",
     "UsageError",
+    "add_hint",
+    "describe",
     "encodable",
+    "error_json",
     "isatty",
     "parse_seconds",
     "report",
@@ -47,6 +56,12 @@ PROMPT = "> "
 ENV_PROXY = "CHATGPT4O_PROXY"
 ENV_URL = "CHATGPT4O_URL"
 ENV_TIMEOUT = "CHATGPT4O_TIMEOUT"
+#: Cookies for the site, as a Cookie header writes them: `NAME=VALUE; NAME2=VALUE2`.
+ENV_COOKIE = "CHATGPT4O_COOKIE"
+#: Set (to anything but 0, false or no) to log nothing.
+ENV_NO_LOG = "CHATGPT4O_NO_LOG"
+#: The conversation log's file, instead of the one in the user's data directory.
+ENV_LOGS_PATH = "CHATGPT4O_LOGS_PATH"
 
 LOCAL_INSTALL_HINT = "pip install 'chatgpt4o[local]'"
 
@@ -140,6 +155,78 @@ def isatty(stream: IO[str] | None) -> bool:
         return False
 
 
+_HINT = "_chatgpt4o_hint"
+
+
+def add_hint(error: BaseException, hint: str) -> None:
+    """Attach what the user can do about `error`; `describe` appends it."""
+    setattr(error, _HINT, hint)
+
+
+_TITLE = re.compile(r"<title[^>]{0,200}>(?P<title>[^<]{0,300})</title", re.I)
+
+
+def _without_page(error: BaseException, message: str) -> str:
+    """An HTML page quoted in an error, replaced by its title: the page's first 200
+    characters of markup tell a reader nothing."""
+    body = getattr(error, "body", None)
+    if not isinstance(error, (HTTPStatusError, ResponseError)) or not body:
+        return message
+    if not body.lstrip().startswith("<"):
+        return message
+    match = _TITLE.search(body)
+    title = " ".join(html.unescape(match["title"]).split()) if match else ""
+    page = f"a page titled {title!r}" if title else "an HTML page"
+    for quoted in (f": {body}", f" (got: {body!r})"):
+        if message.endswith(quoted):
+            return message[: -len(quoted)] + (f": {page}" if quoted[0] == ":" else f" (got {page})")
+    return message
+
+
+_CURL_PREFIX = re.compile(r"Failed to perform, curl: \(\d+\) ")
+_SOCKS_REFUSED = re.compile(
+    r"rejected by the SOCKS\d? server|No authentication method was acceptable", re.I
+)
+
+
+def _tidy(message: str) -> str:
+    """curl's wording made to read as one sentence: no "Failed to perform, curl: (97)"
+    in front of what it says, no doubled full stop; a SOCKS proxy refusing the
+    credentials says what to check."""
+    message = _CURL_PREFIX.sub("", message)
+    while message.endswith(".."):
+        message = message[:-1]
+    if _SOCKS_REFUSED.search(message):
+        message = message.rstrip(".") + ": check its user name and password"
+    return message
+
+
+def describe(
+    error: BaseException, scrub: Scrubber, *, verbose: bool = False, unexpected: bool = False
+) -> str:
+    """`error` as one line without secrets, with its hint (see `add_hint`). An
+    `unexpected` error (a bug) is named by its type, and without `verbose` points to
+    the traceback."""
+    message = " ".join(_tidy(_without_page(error, str(error))).split()) or type(error).__name__
+    if unexpected:
+        message = f"unexpected {type(error).__name__}: {message}"
+        if not verbose:
+            message += " (--verbose shows the traceback)"
+    hint = getattr(error, _HINT, None)
+    if hint:
+        message = f"{message.rstrip('.')}. {hint}"
+    # A usage error quotes the command line, whose secrets are all known by now; the
+    # field redaction would blank out words such as "--cookie: expected".
+    return scrub(message, redact_fields=not isinstance(error, UsageError))
+
+
+def error_json(error: BaseException, message: str, exit_code: int) -> str:
+    """The JSON error object `--json` prints on stdout: one line."""
+    name = "KeyboardInterrupt" if isinstance(error, KeyboardInterrupt) else type(error).__name__
+    body = {"error": {"type": name, "message": message, "exit_code": exit_code}}
+    return json.dumps(body, ensure_ascii=False) + "\n"
+
+
 def report(
     error: BaseException,
     err: IO[str],
@@ -147,19 +234,13 @@ def report(
     *,
     verbose: bool,
     unexpected: bool = False,
-) -> None:
-    """One line on stderr (after the traceback, with `verbose`). An `unexpected` error
-    (a bug) is named by its type, and without `verbose` points to it."""
+) -> str:
+    """One line on stderr (after the traceback, with `verbose`), as `describe` makes
+    it; returns the line's message."""
     if verbose and not isinstance(error, UsageError):
         import traceback
 
         write(err, scrub("".join(traceback.format_exception(error))))
-    message = " ".join(str(error).split()) or type(error).__name__
-    if unexpected:
-        message = f"unexpected {type(error).__name__}: {message}"
-        if not verbose:
-            message += " (--verbose shows the traceback)"
-    # A usage error quotes the command line, whose secrets are all known by now; the
-    # field redaction would blank out words such as "--cookie: expected".
-    shown = scrub(message, redact_fields=not isinstance(error, UsageError))
+    shown = describe(error, scrub, verbose=verbose, unexpected=unexpected)
     write(err, f"{PROG}: error: {shown}\n")
+    return shown

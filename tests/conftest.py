@@ -6,7 +6,9 @@ the least chat form and the headers a request carried."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +49,32 @@ def chat_fields(emulator: SiteEmulator, message: str = "hi") -> dict[str, str]:
 def sent_headers(emulator: SiteEmulator, name: str) -> list[str]:
     """Every value of header `name` in the last request the emulator saw."""
     return list(emulator.requests[-1].headers.getall(name))  # type: ignore[attr-defined]
+
+
+_log_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def _logs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chatgpt4o-logs")
+
+
+@pytest.fixture(autouse=True)
+def _conversation_log_in_tmp(_logs_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's `chatgpt4o` runs (in-process or in a subprocess that inherits the
+    environment) log into a file of its own under the session's tmp directory, never
+    into the user's data directory. Nothing is created until a run logs."""
+    path = _logs_root / f"test-{next(_log_numbers)}" / "logs.db"
+    monkeypatch.setenv("CHATGPT4O_LOGS_PATH", str(path))
+    monkeypatch.setenv("XDG_DATA_HOME", str(path.parent / "xdg"))  # in case a test drops it
+    monkeypatch.delenv("CHATGPT4O_NO_LOG", raising=False)
+    return path
+
+
+@pytest.fixture
+def logs_db(_conversation_log_in_tmp: Path) -> Path:
+    """The conversation log file of this test's `chatgpt4o` runs."""
+    return _conversation_log_in_tmp
 
 
 @pytest.fixture

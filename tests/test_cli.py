@@ -54,7 +54,12 @@ CLI = _command()
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CHATGPT4O_")}
+    # The conversation log stays where conftest points it (under the test's tmp dir).
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CHATGPT4O_") or key == "CHATGPT4O_LOGS_PATH"
+    }
     env["PYTHONIOENCODING"] = "utf-8"
     env.update(extra)
     return env
@@ -128,7 +133,7 @@ def test_local_json_without_stream_with_system_message() -> None:
     result = run_cli("--local", "--no-stream", "--json", "--system", "Be brief", "Привет!")
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"reply", "model", "site", "elapsed"}
+    assert set(answer) == {"reply", "model", "site", "elapsed", "conversation_id"}
     # the system text goes before the message (1.8.91 turns its line breaks into spaces)
     assert answer["reply"] == default_reply("Be brief Привет!")
     assert answer["model"] == "gpt-4o-mini-2024-07-18"
@@ -324,13 +329,13 @@ def test_serve_emulator_prints_its_url_and_serves() -> None:
 class Terminal:
     """The command on a pseudo-terminal: what it printed so far, and keys to send."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, term: str = "dumb") -> None:
         import pty
 
         self._master, slave = pty.openpty()
         self.proc = subprocess.Popen(
             [*CLI, *args], stdin=slave, stdout=slave, stderr=slave,
-            env=_env(TERM="dumb"), start_new_session=True,
+            env=_env(TERM=term), start_new_session=True,
         )
         os.close(slave)
         self.output = ""

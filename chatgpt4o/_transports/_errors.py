@@ -11,7 +11,12 @@ from typing import Literal
 from urllib.parse import unquote
 
 from .._config import describe_proxy
-from .._exceptions import ProviderConnectionError, ProviderTimeoutError, redact
+from .._exceptions import (
+    HostNotFoundError,
+    ProviderConnectionError,
+    ProviderTimeoutError,
+    redact,
+)
 
 __all__ = [
     "FailureKind",
@@ -21,9 +26,10 @@ __all__ = [
     "value_error_detail",
 ]
 
-#: "timeout": the request's time ran out; "proxy": the proxy failed; "connect": any
-#: other failure to get (or finish reading) an answer.
-FailureKind = Literal["timeout", "proxy", "connect"]
+#: "timeout": the request's time ran out; "proxy": the proxy failed; "no_such_host": DNS
+#: says the host name does not exist (see `_dns.py`); "connect": any other failure to get
+#: (or finish reading) an answer, a temporary resolver failure included.
+FailureKind = Literal["timeout", "proxy", "no_such_host", "connect"]
 
 # curl ends every message with a pointer to its docs, which says nothing to our users.
 _CURL_DOCS_TAIL = " See https://curl.se/"
@@ -49,6 +55,8 @@ def transport_error(
         return ProviderTimeoutError(f"Timed out talking to {url}{via}: {detail}")
     if kind == "proxy" and proxy:
         return ProviderConnectionError(f"The proxy {describe_proxy(proxy)} failed: {detail}")
+    if kind == "no_such_host":
+        return HostNotFoundError(f"Could not reach {url}{via}: no such host name: {detail}")
     return ProviderConnectionError(f"Could not reach {url}{via}: {detail}")
 
 

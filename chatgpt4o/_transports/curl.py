@@ -23,6 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal, cast
+from urllib.parse import urlsplit
 
 import curl_cffi
 from curl_cffi import CurlECode, CurlOpt
@@ -32,6 +33,7 @@ from curl_cffi.requests import exceptions as curl_exceptions
 
 from .._config import check_proxy, describe_proxy
 from .._constants import DEFAULT_IMPERSONATE, MAX_DOWNLOAD_BYTES
+from ._dns import curl_resolve_failure, system_says_no_such_name
 from ._errors import (
     FailureKind,
     closed_under_request,
@@ -110,12 +112,39 @@ def _kind_of(err: CurlError) -> FailureKind | Literal["value"]:
     return "connect"  # pragma: no cover - CurlError is the last row
 
 
-def _map_error(err: CurlError, *, url: str, proxy: str | None) -> Exception:
-    """A curl_cffi exception as the library's own."""
+def _map_error(
+    err: CurlError, *, url: str, proxy: str | None, no_such_host: bool = False
+) -> Exception:
+    """A curl_cffi exception as the library's own. A failed name lookup is a
+    `HostNotFoundError` when curl's message (or, in `send`, the system resolver: see
+    `_dns`) says the name does not exist, or when the caller knows it (`no_such_host`)."""
     kind = _kind_of(err)
     if kind == "value":
         return ValueError(f"curl_cffi cannot impersonate this browser: {value_error_detail(err)}")
+    if kind == "connect" and (no_such_host or _resolve_verdict(err) is True):
+        kind = "no_such_host"
     return transport_error(kind, err, url=url, proxy=proxy)
+
+
+def _resolve_verdict(err: CurlError) -> bool | None:
+    """For a failed name lookup: True when curl said there is no such name, False when
+    it said the lookup failed otherwise, None when it did not say (or another error)."""
+    if err.code != CurlECode.COULDNT_RESOLVE_HOST:
+        return None
+    failure = curl_resolve_failure(str(err))
+    return None if failure is None else failure[1]
+
+
+async def _map_send_error(err: CurlError, *, url: str, proxy: str | None) -> Exception:
+    """`_map_error`, asking the system resolver about a failed lookup curl said nothing
+    more about (a build with curl's threaded resolver, which is the system's)."""
+    no_such_host = False
+    if err.code == CurlECode.COULDNT_RESOLVE_HOST and _resolve_verdict(err) is None:
+        failure = curl_resolve_failure(str(err))
+        host = failure[0] if failure is not None else urlsplit(url).hostname
+        if host:
+            no_such_host = await system_says_no_such_name(host)
+    return _map_error(err, url=url, proxy=proxy, no_such_host=no_such_host)
 
 
 # -- cancelling a streamed request that waits for its headers ----------------------------
@@ -311,7 +340,7 @@ class CurlTransport(AsyncTransport):
             else:
                 raw = await sending  # curl_cffi cleans up after a cancellation here itself
         except CurlError as err:
-            raise _map_error(err, url=url, proxy=self.proxy) from err
+            raise await _map_send_error(err, url=url, proxy=self.proxy) from err
         status = raw.status_code
         if status == 0 or (status == 407 and self.proxy):
             if stream:

@@ -16,6 +16,7 @@ import httpx
 
 from .._config import check_proxy, describe_proxy
 from .._constants import FALLBACK_USER_AGENT
+from ._dns import gaierror_says_no_such_name
 from ._errors import FailureKind, proxy_refused, transport_error
 from .base import AsyncTransport, ByteStream, Request, Response
 
@@ -41,9 +42,12 @@ def require_socks_support(proxy: str | None) -> None:
 
 
 def _map_error(err: httpx.HTTPError, *, url: str, proxy: str | None) -> Exception:
-    """An httpx exception as the library's own."""
+    """An httpx exception as the library's own; a failed name lookup is a
+    `HostNotFoundError` when the resolver said the name does not exist (see `_dns`)."""
     for failure, kind in _FAILURES:
         if isinstance(err, failure):
+            if kind == "connect" and gaierror_says_no_such_name(err):
+                kind = "no_such_host"
             return transport_error(kind, err, url=url, proxy=proxy)
     return transport_error("connect", err, url=url, proxy=proxy)  # pragma: no cover
 

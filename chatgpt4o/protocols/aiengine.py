@@ -21,7 +21,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES, MAX_TAG_BYTES
+from .._constants import (
+    BROWSER_HEADERS,
+    ERROR_BODY_BYTES,
+    MAX_PAGE_BYTES,
+    MAX_RESPONSE_BYTES,
+    MAX_TAG_BYTES,
+)
 from .._exceptions import (
     PluginUnavailableError,
     RateLimitError,
@@ -29,6 +35,7 @@ from .._exceptions import (
     ScrapeError,
     ServiceError,
     StaleCredentials,
+    trim,
 )
 from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
@@ -41,7 +48,7 @@ from ._common import (
     raise_for_cloudflare,
     raise_for_status,
 )
-from .base import Answer, ChatProtocol, Conversation, PageReader, ReplyReader, Turn
+from .base import Answer, ChatProtocol, Conversation, PageReader, ProbeVerdict, ReplyReader, Turn
 
 __all__ = [
     "AIEngineInfo",
@@ -445,3 +452,68 @@ class AIEngineProtocol(ChatProtocol[AIEngineInfo, AIEnginePrepared]):
 
     def new_visitor_id(self) -> str:
         return _short_id(16)
+
+    # -- `chatgpt4o check` (docs/protocol.md §11) ---------------------------------------
+
+    def describe(self, credentials: AIEngineInfo) -> dict[str, str | int | bool | None]:
+        # What a guest's page prints tells the release: a nonce up to 2.4.3, a session
+        # ID up to 3.5.1 (docs/protocol.md §9.1).
+        if credentials.nonce:
+            version = "2.0 to 2.4.3"
+        elif credentials.session:
+            version = "2.4.4 to 3.5.1"
+        else:
+            version = "3.5.2 or newer"
+        return {
+            "plugin": self.name,
+            "version": version,
+            "bot": credentials.bot_id or credentials.custom_id,
+            "custom": credentials.custom_id is not None,
+            "streams": True,  # the server streams whenever a request asks (§9.3)
+            "post_id": credentials.context_id,
+            "max_length": credentials.max_length,
+            "endpoint": credentials.route(SUBMIT_ROUTE),
+        }
+
+    def probe(self, credentials: AIEngineInfo) -> Request:
+        # chats/submit with an empty newMessage: core checks the nonce, then the plugin's
+        # basic check refuses the message (403), before the chatbot or model is looked at.
+        body: dict[str, object] = {
+            "botId": credentials.bot_id,
+            "customId": credentials.custom_id,
+            "session": credentials.session,
+            "chatId": _short_id(10),
+            "contextId": credentials.context_id,
+            "messages": [],
+            "newMessage": "",
+            "newFileId": None,
+            "newFileIds": None,
+            "stream": False,
+        }
+        return Request(
+            "POST",
+            credentials.route(SUBMIT_ROUTE),
+            headers=credentials.headers(),
+            content=json.dumps(body, separators=(",", ":")).encode(),
+            follow_redirects=False,
+        )
+
+    def read_probe(self, credentials: AIEngineInfo, answer: Answer) -> ProbeVerdict:
+        text = answer.body[:ERROR_BODY_BYTES].decode("utf-8", "replace")
+        parsed = maybe_json(text)
+        if (
+            answer.status_code == 403
+            and isinstance(parsed, dict)
+            and parsed.get("success") is False
+            and "code" not in parsed
+        ):
+            message = parsed.get("message")
+            return ProbeVerdict(True, trim(message if isinstance(message, str) else text))
+        try:
+            check_aiengine_status(answer.status_code, answer.headers, text)
+        except StaleCredentials as rejected:
+            return ProbeVerdict(False, trim(rejected.server_message))
+        reader = AIEngineReplyReader(credentials, Conversation(None))
+        reader.feed(answer.body)
+        reader.close()
+        return ProbeVerdict(True, "(a reply)")

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
-from .._constants import BROWSER_HEADERS, MAX_PAGE_BYTES, MAX_RESPONSE_BYTES, MAX_TAG_BYTES
+from .._constants import (
+    BROWSER_HEADERS,
+    ERROR_BODY_BYTES,
+    MAX_PAGE_BYTES,
+    MAX_RESPONSE_BYTES,
+    MAX_TAG_BYTES,
+)
 from .._exceptions import (
     PluginUnavailableError,
     ResponseError,
@@ -31,6 +37,7 @@ from .._exceptions import (
     ServiceError,
     ServiceErrorKind,
     StaleCredentials,
+    trim,
 )
 from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
@@ -45,7 +52,7 @@ from ._common import (
     raise_for_cloudflare,
     raise_for_status,
 )
-from .base import Answer, ChatProtocol, Conversation, PageReader, ReplyReader, Turn
+from .base import Answer, ChatProtocol, Conversation, PageReader, ProbeVerdict, ReplyReader, Turn
 
 __all__ = [
     "AipkitInfo",
@@ -67,6 +74,8 @@ _NONCE = re.compile(r"[0-9a-f]{10}")
 _VERSION = re.compile(rb"gpt3-ai-content-generator/[^\"'>]{0,200}?\.js\?ver=([0-9][0-9.]{0,20})")
 # The step-1 and JSON-action answers to a bad or expired nonce.
 _NONCE_CODES = frozenset({"nonce_failure_cache_sse", "nonce_failure"})
+# Step 1's refusal of an empty message, after the nonce check.
+_EMPTY_CODE = "empty_data_to_cache"
 # What the stream says for a bad nonce (2.3.20+); the browser refreshes the nonce on it.
 _STREAM_NONCE_FAILURE = "security check failed"
 _QUOTA_WORDS = ("reached your quota", "reached your token limit")
@@ -512,3 +521,49 @@ class AipkitProtocol(ChatProtocol[AipkitInfo, AipkitPrepared]):
 
     def new_visitor_id(self) -> str:
         return str(uuid.uuid4())
+
+    # -- `chatgpt4o check` (docs/protocol.md §11) ---------------------------------------
+
+    def describe(self, credentials: AipkitInfo) -> dict[str, str | int | bool | None]:
+        return {
+            "plugin": self.name,
+            "version": credentials.version or "2.3 or newer",
+            "bot": credentials.bot_id,
+            "streams": credentials.streams,
+            "post_id": credentials.post_id or None,
+            "endpoint": credentials.ajax_url,
+        }
+
+    def probe(self, credentials: AipkitInfo) -> Request:
+        # Step 1 with an empty message: the nonce is checked first, then the empty text
+        # is refused (400 empty_data_to_cache); nothing is stored, no model is asked.
+        return self._post(
+            credentials,
+            {
+                "action": CACHE_ACTION,
+                "_ajax_nonce": credentials.nonce,
+                "bot_id": credentials.bot_id,
+                "message": "",
+                "user_client_message_id": _client_message_id(credentials.bot_id),
+            },
+        )
+
+    def read_probe(self, credentials: AipkitInfo, answer: Answer) -> ProbeVerdict:
+        text = answer.body[:ERROR_BODY_BYTES].decode("utf-8", "replace")
+        parsed = maybe_json(text)
+        data = parsed.get("data") if isinstance(parsed, dict) else None
+        if isinstance(data, Mapping) and data.get("code") == _EMPTY_CODE:  # in any language
+            message = data.get("message")
+            return ProbeVerdict(True, trim(message if isinstance(message, str) else text))
+        try:
+            check_aipkit_status(answer.status_code, answer.headers, text)
+            stored = json_object(answer.body)
+            if stored.get("success") is not True:
+                _raise_for_json_error(stored)
+        except StaleCredentials as rejected:
+            return ProbeVerdict(False, trim(rejected.server_message))
+        except ServiceError as refusal:
+            if refusal.kind != "empty_message":
+                raise
+            return ProbeVerdict(True, refusal.server_message)
+        return ProbeVerdict(True, "(the site stored the empty message)")

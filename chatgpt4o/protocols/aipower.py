@@ -18,7 +18,15 @@ from .._exceptions import PluginUnavailableError, StaleCredentials
 from .._messages import Turn as MessageTurn
 from .._transports.base import Request
 from .aipkit import AipkitInfo, AipkitPrepared, AipkitProtocol, AipkitScraper, prepare_aipkit
-from .base import Answer, ChatProtocol, Conversation, PageReader, ReplyReader, Turn
+from .base import (
+    Answer,
+    ChatProtocol,
+    Conversation,
+    PageReader,
+    ProbeVerdict,
+    ReplyReader,
+    Turn,
+)
 from .wpaicg import PageInfo, PageScraper, Prepared, WpaicgProtocol
 
 __all__ = ["AIPowerProtocol", "AIPowerTurns"]
@@ -183,6 +191,23 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
 
     def new_visitor_id(self) -> str:
         return self.aipkit.new_visitor_id()
+
+    # -- `chatgpt4o check`: the protocol of the credentials ------------------------------
+
+    def describe(self, credentials: AIPowerCredentials) -> dict[str, str | int | bool | None]:
+        if isinstance(credentials, AipkitInfo):
+            return self.aipkit.describe(credentials)
+        return self.legacy.describe(credentials)
+
+    def probe(self, credentials: AIPowerCredentials) -> Request:
+        if isinstance(credentials, AipkitInfo):
+            return self.aipkit.probe(credentials)
+        return self.legacy.probe(credentials)
+
+    def read_probe(self, credentials: AIPowerCredentials, answer: Answer) -> ProbeVerdict:
+        if isinstance(credentials, AipkitInfo):
+            return self.aipkit.read_probe(credentials, answer)
+        return self.legacy.read_probe(credentials, answer)
 
 
 class _LegacyReader(ReplyReader):

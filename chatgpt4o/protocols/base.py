@@ -29,6 +29,7 @@ __all__ = [
     "ChatProtocol",
     "Conversation",
     "PageReader",
+    "ProbeVerdict",
     "ReplyReader",
     "StaleCredentials",
     "Turn",
@@ -52,6 +53,19 @@ class Answer:
 
 #: One turn: preliminary requests out, their answers in, the reply's request returned.
 Turn = Generator[Request, Answer, Request]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeVerdict:
+    """What the answer to a protocol's `probe` request says about the credentials.
+
+    `accepted` is True when the site accepted them, False when it rejected them, and
+    None when the answer cannot tell; `said` is what the site answered, for people
+    (trimmed, without secrets).
+    """
+
+    accepted: bool | None
+    said: str
 
 
 @dataclass(slots=True)
@@ -149,6 +163,26 @@ class ChatProtocol(ABC, Generic[Credentials, Prepared]):
     def same_credentials(self, old: Credentials, new: Credentials) -> bool:
         """Whether a fresh load of the page gave the credentials the site rejected."""
         return old == new
+
+    # -- for `chatgpt4o check` (chatgpt4o/_check.py): never used by a chat call ----------
+
+    def describe(self, credentials: Credentials) -> dict[str, str | int | bool | None]:
+        """What the page told about its chatbot, for people: the plugin (`plugin`), the
+        bot, whether it streams, hints at the plugin's version; never a secret."""
+        return {"plugin": self.name}
+
+    def probe(self, credentials: Credentials) -> Request | None:
+        """A harmless request that shows whether the site accepts `credentials`: the
+        chat request with an empty message, which the plugin refuses after checking the
+        nonce and before anything reaches the model (docs/protocol.md §11). None when
+        the protocol has none. Its answer goes to `read_probe`."""
+        return None
+
+    def read_probe(self, credentials: Credentials, answer: Answer) -> ProbeVerdict:
+        """What the answer to `probe`'s request says. Raises the typed error of an answer
+        that is neither the expected refusal nor a rejection of the credentials (a
+        banned IP, a plugin without the chat action, a 5xx), as a chat would meet it."""
+        raise NotImplementedError(f"{self.name} has no probe")
 
     @abstractmethod
     def turn(

@@ -27,6 +27,7 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 
 from .._constants import (
     BROWSER_HEADERS,
+    ERROR_BODY_BYTES,
     MAX_PAGE_BYTES,
     MAX_PARAMS_BYTES,
     MAX_RESPONSE_BYTES,
@@ -41,13 +42,14 @@ from .._exceptions import (
     ServiceError,
     ServiceErrorKind,
     StaleCredentials,
+    trim,
 )
 from .._messages import SYSTEM_ROLES, format_turns
 from .._messages import Turn as MessageTurn
 from .._transports.base import Request
 from ._common import attributes as html_attributes
 from ._common import event_object, raise_for_cloudflare, raise_for_status
-from .base import ChatProtocol, Conversation, PageReader, ReplyReader, Turn
+from .base import Answer, ChatProtocol, Conversation, PageReader, ProbeVerdict, ReplyReader, Turn
 
 __all__ = [
     "AJAX_PATH",
@@ -108,6 +110,9 @@ class PageInfo:
     site_url: str = ""
     #: The widget's `data-url` (the page's address as WordPress prints it), if any.
     data_url: str | None = None
+    #: The oldest release that prints the widget's markup (a hint at the version), if
+    #: the markup tells; informational only.
+    since: str | None = field(default=None, compare=False)
 
     @functools.cached_property
     def target(self) -> str:
@@ -174,6 +179,22 @@ def _read_params(script: str) -> dict[str, Any] | None:
             return params if isinstance(params, dict) else None
         at = script.lower().find("wpaicgparams", at + 1)
     return None
+
+
+# Widget attributes by the release that first prints them, newest first (the emulator's
+# pages follow the same history): a page that has one is from that release or newer.
+_MARKUP_SINCE = (
+    ("data-sidebar-enabled", "1.9.4"),
+    ("data-assistant-enabled", "1.8.95"),
+    ("data-memory-limit", "1.8.80"),
+)
+
+
+def _markup_since(attributes: Mapping[str, str]) -> str | None:
+    """The oldest release whose widget prints `attributes` (`<N`: 1.9.16), if any tells."""
+    if attributes.get("data-post-id", "").lstrip().startswith("<"):
+        return "1.9.16"
+    return next((since for name, since in _MARKUP_SINCE if name in attributes), None)
 
 
 class PageScraper:
@@ -322,6 +343,7 @@ class PageScraper:
             assistant=attributes.get("data-assistant-enabled", "").strip().lower() == "true",
             ajax_url=ajax_url if isinstance(ajax_url, str) and ajax_url else None,
             data_url=attributes.get("data-url"),
+            since=_markup_since(attributes),
         )
 
 
@@ -1022,3 +1044,52 @@ class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
 
     def new_visitor_id(self) -> str:
         return new_client_id()
+
+    # -- `chatgpt4o check` (docs/protocol.md §11) ---------------------------------------
+
+    def describe(self, credentials: PageInfo) -> dict[str, str | int | bool | None]:
+        return {
+            "plugin": self.name,
+            "version": f"{credentials.since or '1.8.79'} to 2.2",
+            "bot": credentials.bot_id,
+            "widget": "site-wide chatbox" if credentials.action == CHATBOX_ACTION
+            else "shortcode",
+            "streams": credentials.streams,
+            "assistant": credentials.assistant,
+            "post_id": int(credentials.post_id) if credentials.post_id else None,
+            "endpoint": credentials.target,
+        }
+
+    def probe(self, credentials: PageInfo) -> Request:
+        # The chat request with an empty message: checked after the nonce, refused before
+        # the model ("It appears that nothing was inputted.").
+        return Request(
+            "POST",
+            credentials.target,
+            headers=credentials.headers,
+            content=encode_form(credentials, Prepared(""), client_id=new_client_id()),
+            follow_redirects=False,
+        )
+
+    def read_probe(self, credentials: PageInfo, answer: Answer) -> ProbeVerdict:
+        if not 200 <= answer.status_code < 300:
+            text = answer.body[:ERROR_BODY_BYTES].decode("utf-8", "replace")
+            try:
+                check_status(answer.status_code, answer.headers, text)
+            except StaleCredentials as rejected:  # the 403 of 1.8.91+, in any language
+                return ProbeVerdict(False, trim(rejected.server_message))
+        try:
+            self.read_reply(credentials, Conversation(Prepared("")), answer.body)
+        except StaleCredentials as refusal:
+            said = trim(refusal.server_message)
+            if not refusal.only_if_renewed:
+                return ProbeVerdict(False, said)
+            # A translated refusal of the two-key shape: up to 1.8.90 a rejected nonce,
+            # or the empty message's refusal; later releases reject a nonce with a 403.
+            since = tuple(int(part) for part in (credentials.since or "0").split("."))
+            return ProbeVerdict(True if since >= (1, 8, 91) else None, said)
+        except ServiceError as refusal:
+            if refusal.kind != "empty_message":
+                raise
+            return ProbeVerdict(True, refusal.server_message)
+        return ProbeVerdict(True, "(a reply)")

@@ -90,12 +90,7 @@ class _Site:
         self.family: type[WordPressChat] = provider or Chatgpt4o
         self.owner = urlsplit(site.site_url).hostname or "chatgpt4o"
         self._finding: asyncio.Task[type[WordPressChat]] | None = None
-        self.call_options: dict[str, Any] = {
-            "proxy": site.proxy,
-            "timeout": site.timeout,
-            "cookies": site.cookies or None,
-            "max_retries": site.retries,
-        }
+        self.call_options: dict[str, Any] = site.call_options
 
     @property
     def known(self) -> type[WordPressChat]:
@@ -122,14 +117,7 @@ class _Site:
         site = self._config.site
         assert site.url is not None
         try:
-            provider = await discover(
-                site.url,
-                bot_id=self._config.bot_id,
-                proxy=site.proxy,
-                timeout=site.timeout,
-                cookies=site.cookies or None,
-                max_retries=site.retries,
-            )
+            provider = await discover(site.url, bot_id=self._config.bot_id, **site.call_options)
         finally:
             self._finding = None
         self._provider = provider

@@ -29,9 +29,9 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
-from .._command import run_command
+from .._command import CommandParser, run_command
 from .._options import add_site_options, env_value, site_options
 from .._terminal import (
     ENV_PROXY,
@@ -77,11 +77,6 @@ environment:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see {PROG} serve --help)")
-
-
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -111,7 +106,7 @@ def _seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `chatgpt4o serve`."""
-    parser = _Parser(
+    parser = CommandParser(
         prog=f"{PROG} serve",
         usage=_USAGE,
         description=(
