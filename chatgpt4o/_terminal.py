@@ -63,7 +63,7 @@ ENV_NO_LOG = "CHATGPT4O_NO_LOG"
 #: The conversation log's file, instead of the one in the user's data directory.
 ENV_LOGS_PATH = "CHATGPT4O_LOGS_PATH"
 
-LOCAL_INSTALL_HINT = "pip install 'chatgpt4o[local]'"
+LOCAL_INSTALL_HINT = 'pip install aiohttp (the extra "local")'
 
 # Which error gets which code is `_cli.exit_code_for`; the numbers are here because
 # the work returns some of them itself.

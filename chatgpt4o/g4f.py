@@ -17,7 +17,7 @@ first::
     chatgpt4o.g4f.register(MySite)         # a subclass for another site, as "MySite"
 
 g4f is imported only when a function here is called, so this module imports without
-it. g4f >= 8.0 is needed (``pip install 'chatgpt4o[g4f]'``). Registered providers stay
+it. g4f >= 8.0 is needed (the extra ``g4f``). Registered providers stay
 subject to g4f's checks: ``working = False`` (as for ``Chatgpt4o`` itself) makes
 ``g4f.ChatCompletion.create`` refuse them unless ``ignore_working=True`` is passed.
 """
@@ -39,7 +39,7 @@ __all__ = ["MIN_G4F_VERSION", "register", "registered", "unregister"]
 #: The oldest g4f whose provider registry and client this module knows.
 MIN_G4F_VERSION = (8, 0)
 
-_INSTALL_HINT = "pip install 'chatgpt4o[g4f]'"
+_INSTALL_HINT = "pip install 'g4f>=8.0,<9'"
 
 _P = TypeVar("_P", bound=type[BaseProvider])
 

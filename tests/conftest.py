@@ -7,6 +7,7 @@ the least chat form and the headers a request carried."""
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +28,20 @@ Site = type[Chatgpt4o]
 ThreadedSite = tuple[Site, SiteEmulator]
 
 USER_HELLO = [{"role": "user", "content": "Привет!"}]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGINT is Python's own KeyboardInterrupt here, whatever the runner inherited.
+
+    A shell starts a background job with SIGINT ignored, and exec keeps an ignored signal:
+    the tests that send SIGINT to this process or to a child (the command, the emulator)
+    would then depend on how the suite was started. A handled signal is reset to the
+    default by exec, so with Python's handler installed here, every child starts with the
+    default disposition and installs its own handler, as it does from a terminal. (Before
+    collection: test modules read the handler when they are imported.)
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def expected_reply(emulator: SiteEmulator, message: str = "Привет!") -> str:

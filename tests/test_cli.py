@@ -493,7 +493,7 @@ def test_local_without_aiohttp_says_how_to_install_it(
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     assert main(["--local", "hi"]) == 2
-    assert "pip install 'chatgpt4o[local]'" in one_error_line(capsys.readouterr().err)
+    assert "pip install aiohttp" in one_error_line(capsys.readouterr().err)
 
 
 def test_local_in_process(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,6 @@
 """gpt4free interoperability: the provider classes handed to the real g4f client.
 
-The tests that need g4f skip without it (``pip install 'chatgpt4o[g4f]'``). They talk
+The tests that need g4f skip without it (the extra ``g4f``). They talk
 to the local emulator only: g4f's config and cache directories point at a temporary
 directory (it writes usage logs there), its version check is off, and any connection
 or name look-up from Python code to anything but loopback fails the test.
@@ -182,7 +182,7 @@ def test_register_without_g4f_says_how_to_install_it(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(chatgpt4o_g4f, "_installed_version", lambda: None)
     monkeypatch.setitem(sys.modules, "g4f", None)  # an import of g4f now fails
     monkeypatch.setitem(sys.modules, "g4f.Provider", None)
-    with pytest.raises(ImportError, match=r"needs the g4f package.*chatgpt4o\[g4f\]"):
+    with pytest.raises(ImportError, match=r"needs the g4f package.*pip install 'g4f>=8\.0,<9'"):
         chatgpt4o_g4f.register()
 
 

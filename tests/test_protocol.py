@@ -130,8 +130,10 @@ def test_a_page_without_the_chat() -> None:
 
 def test_malformed_nonce_is_not_taken() -> None:
     html = page('<div class="wpaicg-chat-shortcode" data-post-id="11" data-nonce="not-a-nonce">')
-    with pytest.raises(ScrapeError, match="No nonce found"):
+    with pytest.raises(ScrapeError, match=r"nonce is not 10 hex digits \(it has 11 characters"):
         scrape_page(html)
+    with pytest.raises(ScrapeError, match="No nonce found"):
+        scrape_page(page('<div class="wpaicg-chat-shortcode" data-post-id="11">'))
 
 
 def test_scraper_reads_until_it_has_the_widget_and_the_params() -> None:

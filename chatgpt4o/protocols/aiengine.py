@@ -13,6 +13,7 @@ No I/O here, as in every protocol module: the engine sends what `turn` describes
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import string
 import time
@@ -64,6 +65,8 @@ SESSION_ROUTE = "/mwai/v1/start_session"
 DEFAULT_MAX_LENGTH = 512
 
 _CONTAINER = b"mwai-chatbot-container"
+# wp_create_nonce(): 10 hex digits of a hash.
+_NONCE = re.compile(r"[0-9a-f]{10}", re.IGNORECASE)
 _STALE_CODES = frozenset({"rest_cookie_invalid_nonce", "rest_forbidden"})
 _CHAT_ID_ALPHABET = string.ascii_lowercase + string.digits
 _JSON_HEADERS = {"content-type": "application/json"}
@@ -142,6 +145,12 @@ class AIEngineScraper:
             )
         context, limit = system.get("contextId"), params.get("textInputMaxLength")
         nonce, session = system.get("restNonce"), system.get("sessionId")
+        if isinstance(nonce, str) and nonce and not _NONCE.fullmatch(nonce):
+            raise ScrapeError(
+                f"The AI Engine chatbot's restNonce is not 10 hex digits (it has {len(nonce)} "
+                "characters), as a WordPress nonce is",
+                body=self.text,
+            )
         greeting = params.get("startSentence")
         if page_url:  # the nonce goes to the page's own host only (docs/protocol.md §9.1)
             named, page = urlsplit(rest_url), urlsplit(page_url)

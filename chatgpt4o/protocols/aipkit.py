@@ -149,7 +149,13 @@ class AipkitScraper:
             return None
         nonce = config.get("nonce")
         ajax_url = config.get("ajaxUrl")
-        if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+        if isinstance(nonce, str) and nonce and not _NONCE.fullmatch(nonce):
+            raise ScrapeError(
+                f"The AIPKit chatbot's nonce is not 10 hex digits (it has {len(nonce)} "
+                "characters), as a WordPress nonce is",
+                body=self.text,
+            )
+        if not isinstance(nonce, str) or not nonce:
             raise ScrapeError("The AIPKit chatbot's data-config has no nonce", body=self.text)
         if not isinstance(ajax_url, str) or not ajax_url.startswith(("http://", "https://")):
             raise ScrapeError("The AIPKit chatbot's data-config has no ajaxUrl", body=self.text)

@@ -325,8 +325,12 @@ class PageScraper:
             search_nonce = params.get("search_nonce")
             nonce = search_nonce.strip() if isinstance(search_nonce, str) else ""
             if not _NONCE.fullmatch(nonce):
+                given = attributes.get("data-nonce", "").strip() or nonce
                 raise ScrapeError(
-                    "No nonce found: the chat widget has no data-nonce and the page's "
+                    f"The chat's nonce is not 10 hex digits (it has {len(given)} characters), "
+                    "as a WordPress nonce is"
+                    if given
+                    else "No nonce found: the chat widget has no data-nonce and the page's "
                     "wpaicgParams has no search_nonce",
                     body=self.text,
                 )

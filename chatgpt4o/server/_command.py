@@ -54,7 +54,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1337
 #: Seconds the requests in flight get to finish once a stop is asked for.
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-SERVER_INSTALL_HINT = "pip install 'chatgpt4o[server]'"
+SERVER_INSTALL_HINT = 'pip install starlette uvicorn httptools (the extra "server")'
 
 _USAGE = f"{PROG} serve [--host HOST] [--port PORT] [--url URL | --local] [options]"
 

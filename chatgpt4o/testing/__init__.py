@@ -13,6 +13,8 @@ Public names:
 - :class:`Fault`: failures to inject with ``SiteEmulator.fail_next``.
 - :class:`RecordedRequest`: what the emulator recorded about one request.
 - :func:`make_nonce`: WordPress's nonce function.
+- :func:`chat_page`: the HTML of a page with a chat (any plugin the emulators play), for
+  respx routes and ``MockTransport`` handlers.
 - :func:`serve`: the ``python -m chatgpt4o.testing`` command.
 - :class:`MockTransport`: a transport answering with a handler of yours, no network;
   :class:`Request` and :class:`Response` are what the handler takes and returns.
@@ -23,12 +25,12 @@ queue, counters, recorded requests), ``_fault_base`` (what every emulator's faul
 ``_conversation`` (history and the model's messages), ``_streams`` (event-stream bytes),
 ``_output`` (PHP output buffering), ``_php`` (PHP and WordPress string functions),
 ``_aipower`` (what each release changed), ``_i18n`` (translations), ``_nonces``,
-``_records``, ``_serve``, ``_thread`` and ``pytest_plugin``. None of them imports the
-client side of the package.
+``_records``, ``_serve``, ``_thread``, ``_chat_page`` and ``pytest_plugin``. None of them
+imports the client side of the package.
 
 The names are imported lazily: importing this package (as pytest does for the bundled
 plugin) costs nothing, and aiohttp is only needed once ``SiteEmulator``,
-``EmulatorThread`` or ``serve`` is used (``pip install 'chatgpt4o[local]'``).
+``EmulatorThread`` or ``serve`` is used (the extra ``local``: ``pip install aiohttp``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .._transports.base import Request, Response
     from .._transports.mock import MockTransport
+    from ._chat_page import chat_page
     from ._emulator import SiteEmulator
     from ._faults import Fault
     from ._nonces import make_nonce
@@ -54,6 +57,7 @@ __all__ = [
     "Request",
     "Response",
     "SiteEmulator",
+    "chat_page",
     "make_nonce",
     "serve",
 ]
@@ -66,6 +70,7 @@ _MODULES = {
     "Response": ".._transports.base",
     "RecordedRequest": "._records",
     "SiteEmulator": "._emulator",
+    "chat_page": "._chat_page",
     "make_nonce": "._nonces",
     "serve": "._serve",
 }

@@ -61,14 +61,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-try:
-    from aiohttp import web
-    from multidict import CIMultiDict
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "chatgpt4o.testing needs aiohttp, which is not installed: pip install 'chatgpt4o[local]'"
-    ) from exc
-
 from ._aiengine_faults import IMMEDIATE_KINDS, EngineFault, EngineTarget, parse_engine_fault
 from ._aiengine_pages import (
     EnginePage,
@@ -120,6 +112,7 @@ from ._aiengine_rules import (
     session_from_cookie,
     session_signature,
 )
+from ._aiohttp import CIMultiDict, web
 from ._nonces import REST_NONCE_ACTION
 from ._pages import error_page
 from ._php import parse_version, php_json, php_string, php_trim

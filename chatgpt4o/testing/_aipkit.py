@@ -50,14 +50,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-try:
-    from aiohttp import web
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "chatgpt4o.testing needs aiohttp, which is not installed: pip install 'chatgpt4o[local]'"
-    ) from exc
-
 from . import _aipkit_versions as versions
+from ._aiohttp import web
 from ._aipkit_faults import (
     DEFAULT_API_ERROR,
     DEFAULT_STREAM_ERROR,

@@ -123,10 +123,18 @@ class Bot:
 
 
 def data_config(
-    bot: Bot, *, ajax_url: str, nonce: str, post_id: int, provider: str, version: Version
+    bot: Bot,
+    *,
+    ajax_url: str,
+    nonce: str,
+    post_id: int,
+    provider: str,
+    version: Version,
+    stream: bool = True,
 ) -> dict[str, object]:
     """The bot's configuration object, in the plugin's key order (the keys a client needs
-    first, then a representative part of the rest)."""
+    first, then a representative part of the rest); ``stream=False`` is a bot with
+    streaming off (``streamEnabled: false``, from the release with the JSON action)."""
     config: dict[str, object] = {
         "botId": bot.id,
         "ajaxUrl": ajax_url,
@@ -144,7 +152,7 @@ def data_config(
     if bot.theme == "custom":
         config["customThemePresetKey"] = "ocean"
     if has_json_action(version):
-        config["streamEnabled"] = True
+        config["streamEnabled"] = stream
     config.update(
         {
             "footerText": "",
@@ -290,10 +298,12 @@ def render_page(
     plugin_version: str,
     version: Version,
     legacy_shortcode: bool = False,
+    stream: bool = True,
 ) -> str:
     """The chat page: the published bots (content first, site-wide ones in the footer) and
     the plugin's scripts; ``legacy_shortcode`` leaves ``[wpaicg_chatgpt]`` in the content,
-    as an upgraded site whose page still names the old shortcode does."""
+    as an upgraded site whose page still names the old shortcode does; ``stream`` is each
+    bot's ``streamEnabled``."""
     ajax_url = url + "/wp-admin/admin-ajax.php"
     content: list[str] = []
     footer: list[str] = []
@@ -307,6 +317,7 @@ def render_page(
             post_id=post_id,
             provider=provider,
             version=version,
+            stream=stream,
         )
         (footer if bot.sitewide else content).append(_bot_markup(bot, config))
     legacy = "<p>[wpaicg_chatgpt]</p>\n" if legacy_shortcode else ""

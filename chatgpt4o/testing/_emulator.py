@@ -63,14 +63,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-try:
-    from aiohttp import web
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "chatgpt4o.testing needs aiohttp, which is not installed: pip install 'chatgpt4o[local]'"
-    ) from exc
-
 from . import _aipower
+from ._aiohttp import web
 from ._conversation import (
     ASSISTANT_INSTRUCTIONS,
     Message,
