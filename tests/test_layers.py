@@ -81,12 +81,28 @@ def test_there_is_no_import_cycle() -> None:
                                         "chatgpt4o._provider")),
         ("chatgpt4o._transports.httpx", ("chatgpt4o._engine", "chatgpt4o.protocols.base",
                                          "chatgpt4o._provider")),
-        # the providers never reach up to the command line
-        ("chatgpt4o._provider", ("chatgpt4o._cli", "chatgpt4o._chat")),
+        # the providers never reach up to the commands or the server
+        ("chatgpt4o._provider", ("chatgpt4o._cli", "chatgpt4o._chat", "chatgpt4o._command",
+                                 "chatgpt4o._check", "chatgpt4o.server._app",
+                                 "chatgpt4o.server._command")),
+        ("chatgpt4o._discover", ("chatgpt4o._cli", "chatgpt4o._command", "chatgpt4o.server")),
     ],
 )
 def test_imports_run_one_way(lower: str, never: tuple[str, ...]) -> None:
     assert not reachable(lower) & set(never)
+
+
+def test_the_commands_and_the_server_use_the_providers_not_what_is_below_them() -> None:
+    below = ("chatgpt4o._engine", "chatgpt4o._transports", "chatgpt4o.protocols.")
+    above = [
+        name for name in GRAPH
+        if name.startswith("chatgpt4o.server")
+        or name in ("chatgpt4o._cli", "chatgpt4o._chat", "chatgpt4o._command",
+                    "chatgpt4o._models", "chatgpt4o._logs", "chatgpt4o._llm")
+    ]
+    assert "chatgpt4o.server._app" in above
+    for name in above:
+        assert not {target for target in GRAPH[name] if target.startswith(below)}, name
 
 
 def test_the_emulator_imports_nothing_of_the_client() -> None:
