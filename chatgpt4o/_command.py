@@ -76,6 +76,30 @@ class CommandParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
 
+    def parse_intermixed_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        words = list(sys.argv[1:] if args is None else args)
+        self._refuse_glued_flags(words[: words.index("--")] if "--" in words else words)
+        return super().parse_intermixed_args(words, namespace)
+
+    def _refuse_glued_flags(self, words: Sequence[str]) -> None:
+        # "-hello" is -h with "ello" glued on: Python 3.12 and older refuse it, 3.13 runs
+        # -h (help, exit 0) and the letters after it as flags. Refused here on every
+        # Python, in the older Pythons' words, unless every letter is a flag without a
+        # value ("-vc"); a flag that takes a value may have it glued on ("-mgpt-4o").
+        flags = {
+            option[1]: action.nargs == 0
+            for action in self._actions
+            for option in action.option_strings
+            if len(option) == 2 and option[0] == "-" and option[1] != "-"
+        }
+        for word in words:
+            if len(word) < 3 or word[0] != "-" or word[1] == "-" or not flags.get(word[1]):
+                continue
+            if not all(flags.get(letter) for letter in word[1:]):
+                self.error(f"argument -{word[1]}: ignored explicit argument {word[2:]!r}")
+
 #: A command's work: the parsed arguments and the run's scrubber in, the exit code out.
 Work = Callable[[argparse.Namespace, Scrubber], int]
 

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ __all__ = ["emu", "emulator_thread"]  # the fixtures, shared with test_cli
 
 
 def rows(path: Path) -> list[dict[str, object]]:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         db.row_factory = sqlite3.Row
         return [dict(row) for row in db.execute("SELECT * FROM exchanges ORDER BY id")]
 
@@ -101,7 +102,7 @@ def test_the_store_has_a_schema_version_and_reads_nothing_before_it_exists(
     assert log.last_conversation_id() is None
     assert not log.path.exists()
     log.record(exchange("c1", "hi"))
-    with sqlite3.connect(log.path) as db:
+    with closing(sqlite3.connect(log.path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert [e.prompt for e in log.recent()] == ["hi"]
@@ -109,7 +110,7 @@ def test_the_store_has_a_schema_version_and_reads_nothing_before_it_exists(
 
 def test_a_newer_schema_or_a_broken_file_is_a_clear_error(tmp_path: Path) -> None:
     newer = tmp_path / "newer.db"
-    with sqlite3.connect(newer) as db:
+    with closing(sqlite3.connect(newer)) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(HistoryError, match="newer than this chatgpt4o"):
         Log(newer).recent()
