@@ -169,6 +169,11 @@ class _ClientWatch:
 
     The task is told by `gone`; `stop()` ends the watch (before the last bytes are
     sent, as the server reports a disconnect once the answer is complete).
+
+    The watching task's coroutine refers to this object, and this object drops the
+    task when it stops: no reference cycle is left behind (a cancelled task keeps its
+    CancelledError, whose traceback holds the coroutine's frame), so a request's
+    objects are freed at once instead of by the cyclic garbage collector.
     """
 
     __slots__ = ("_task", "_watcher", "gone", "started")
@@ -178,19 +183,25 @@ class _ClientWatch:
         self.gone = False
         #: The answer has begun (its status is sent).
         self.started = False
-        self._watcher = asyncio.get_running_loop().create_task(self._watch(receive))
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        task = self._task
-        if task is not None:
-            self.gone = True
-            task.cancel()
+        self._watcher: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            _watch(self, receive)
+        )
 
     def stop(self) -> None:
         self._task = None
-        self._watcher.cancel()
+        watcher = self._watcher
+        if watcher is not None:
+            self._watcher = None
+            watcher.cancel()
+
+
+async def _watch(watch: _ClientWatch, receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task = watch._task
+    if task is not None:
+        watch.gone = True
+        task.cancel()
 
 
 def _uncancel() -> bool:
