@@ -31,6 +31,7 @@ from starlette.applications import Starlette
 from chatgpt4o import Chatgpt4o
 from chatgpt4o._constants import DEFAULT_MODEL
 from chatgpt4o.server import create_app
+from chatgpt4o.server._openai import completion_body, usage
 from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
 from chatgpt4o.testing._emulator import default_reply
 
@@ -194,6 +195,35 @@ def test_a_plain_completion_has_openais_shape(served: Served) -> None:
     assert completion.usage.prompt_tokens == tokens("Привет!")
     assert completion.usage.completion_tokens == tokens(reply)
     assert completion.usage.total_tokens == tokens("Привет!") + tokens(reply)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["plain text", 'Привет "quoted" \\ \n\t\u2028 \U0001f600', "a lone \ud83d surrogate", ""],
+)
+def test_a_completion_body_is_the_json_of_the_completion(reply: str) -> None:
+    # The body is assembled from fixed parts; it must be what json.dumps would write.
+    model = 'gpt "4o"\n'
+    body = completion_body("chatcmpl-0a1b", 1796000000, model, reply, 7)
+    expected = {
+        "id": "chatcmpl-0a1b",
+        "object": "chat.completion",
+        "created": 1796000000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage(7, len(reply)),
+        "system_fingerprint": None,
+    }
+    written = json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+    assert body == written.encode("utf-8", "replace")
+    assert json.loads(body)["choices"][0]["message"]["content"] == reply.replace("\ud83d", "?")
 
 
 async def test_a_plain_completion_of_a_streaming_site_with_the_async_client(
