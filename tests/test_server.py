@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 
 from chatgpt4o import Chatgpt4o
 from chatgpt4o._constants import DEFAULT_MODEL
+from chatgpt4o._session import aclose_shared_sessions
 from chatgpt4o.server import create_app
 from chatgpt4o.server._openai import completion_body, usage
 from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
@@ -404,6 +405,39 @@ def test_unknown_paths_and_methods_answer_in_openais_shape(served: Served) -> No
     wrong = httpx.get(served.url + "/chat/completions")
     assert wrong.status_code == 405
     assert error_of(wrong)["code"] == "method_not_allowed"
+
+
+def test_an_unexpected_error_is_a_500_in_openais_shape(
+    served: Served, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="chatgpt4o.server")
+
+    def broken(body: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("chatgpt4o.server._app.parse_chat_request", broken)
+    response = served.post({"messages": HELLO})
+    assert response.status_code == 500
+    assert error_of(response)["code"] == "internal_error"
+    assert "a bug" not in response.text
+    assert any(r.getMessage() == "unexpected RuntimeError" for r in caplog.records)
+    assert any(r.getMessage().startswith("POST /v1/chat/completions ") for r in caplog.records)
+
+
+async def test_under_a_root_path_the_chat_endpoint_is_reached_too(served: Served) -> None:
+    # (Starlette's router, not the application's direct way, takes the root path off.)
+    served.emulator.stream = False
+    app = create_app(served.emulator.url, environ={}, retries=0)
+    transport = httpx.ASGITransport(app, root_path="/api")
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(
+                "/api/v1/chat/completions", json={"model": "", "messages": HELLO}
+            )
+    finally:
+        await aclose_shared_sessions()
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == expected_reply(served.emulator)
 
 
 def test_a_body_over_the_limit_is_a_413() -> None:

@@ -14,7 +14,10 @@ closes the upstream transfer.
 
 The chat completions endpoint is a plain ASGI callable: it reads the body itself (and
 stops reading past the size limit), and watches for the client's disconnect while the
-site answers.
+site answers. Its requests go to it straight from the application (`_Server`), with the
+access log and the answer to an unexpected error that every route has, but past the
+router and the exception middleware, which it has no use for: it answers its own
+errors.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._constants import DEFAULT_SITE_URL
 from .._discover import discover
@@ -62,6 +66,9 @@ __all__ = ["build_app"]
 
 logger = logging.getLogger(__name__)
 
+
+#: The path of the chat completions endpoint.
+CHAT_PATH = "/v1/chat/completions"
 
 _JSON = [(b"content-type", b"application/json")]
 _EVENT_STREAM = [
@@ -428,6 +435,32 @@ def _too_large(limit: int) -> APIError:
 # -- the application ---------------------------------------------------------------------
 
 
+class _Server(Starlette):
+    """Starlette, with `POST /v1/chat/completions` taken to its endpoint directly.
+
+    The endpoint gets what it would get through Starlette's middleware stack, less the
+    router and the exception middleware: the access log, and a 500 in OpenAI's shape
+    (and the error logged) for an unexpected error. Any other request, and one whose
+    path Starlette would match only after taking a `root_path` off, goes the usual way.
+    """
+
+    def __init__(self, chat: ASGIApp, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._chat = ServerErrorMiddleware(AccessLog(chat), handler=_internal_error)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == CHAT_PATH
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await self._chat(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def build_app(config: ServerConfig) -> Starlette:
     """The ASGI application for `config` (`create_app` resolves one from arguments and
     the environment)."""
@@ -435,6 +468,7 @@ def build_app(config: ServerConfig) -> Starlette:
     auth = _Auth(config.api_key)
     if config.api_key:
         config.scrub.add(config.api_key)
+    chat = _ChatCompletions(config, site, auth)
 
     async def list_models(request: Request) -> Response:
         auth.check(_header(request, "authorization"))
@@ -462,12 +496,13 @@ def build_app(config: ServerConfig) -> Starlette:
             await aclose_shared_sessions()
 
     routes = [
-        Route("/v1/chat/completions", _ChatCompletions(config, site, auth), methods=["POST"]),
+        Route(CHAT_PATH, chat, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
-    return Starlette(
+    return _Server(
+        chat,
         routes=routes,
         middleware=[Middleware(AccessLog)],
         exception_handlers={
