@@ -28,6 +28,7 @@ import shlex
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -206,11 +207,27 @@ def base_url(sock: socket.socket) -> str:
 
 
 class _Formatter(logging.Formatter):
-    """Log lines without the command line's secrets."""
+    """Log lines without the command line's secrets.
+
+    The time is logging's own (`2026-12-01 10:00:00,123`), its date and seconds written
+    once a second rather than for every line: one line per request adds up.
+    """
 
     def __init__(self, scrub: Scrubber) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self._scrub = scrub
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            # (the handler's lock is held: one thread at a time)
+            self._stamp = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return f"{self._stamp},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
         return self._scrub(super().format(record), redact_fields=False)
@@ -220,7 +237,10 @@ class _Formatter(logging.Formatter):
 def _console_logging(scrub: Scrubber, verbose: bool) -> Iterator[None]:
     """The access log (and uvicorn's warnings, or all its logs with `verbose`) on
     stderr. With `verbose`, the library's DEBUG handler (`run_command`'s) shows the
-    access lines already."""
+    access lines already.
+
+    The lines show no thread or process, so log records do not look them up while the
+    server runs (the process id is a system call, for every line)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(scrub))
     loggers: list[tuple[logging.Logger, int]] = [
@@ -234,9 +254,12 @@ def _console_logging(scrub: Scrubber, verbose: bool) -> Iterator[None]:
         logger.addHandler(handler)
         logger.setLevel(level)
         logger.propagate = False
+    looked_up = logging.logThreads, logging.logProcesses, logging.logMultiprocessing
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     try:
         yield
     finally:
+        logging.logThreads, logging.logProcesses, logging.logMultiprocessing = looked_up
         for logger, level, propagate in saved:
             logger.removeHandler(handler)
             logger.setLevel(level)
