@@ -33,6 +33,7 @@ from chatgpt4o._constants import DEFAULT_MODEL
 from chatgpt4o._session import aclose_shared_sessions
 from chatgpt4o.server import create_app
 from chatgpt4o.server._openai import completion_body, usage
+from chatgpt4o.server._uvicorn import HTTP_PROTOCOL, _HeadWithBody
 from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
 from chatgpt4o.testing._emulator import default_reply
 
@@ -42,7 +43,8 @@ HELLO = [{"role": "user", "content": "Привет!"}]
 
 
 class ServerThread:
-    """`app` under uvicorn on 127.0.0.1 (a free port), in a thread with its own loop."""
+    """`app` under uvicorn on 127.0.0.1 (a free port), in a thread with its own loop,
+    with the HTTP protocol of `chatgpt4o serve`."""
 
     def __init__(self, app: Starlette) -> None:
         self._sock = socket.socket()
@@ -50,7 +52,7 @@ class ServerThread:
         self.port: int = self._sock.getsockname()[1]
         self.server = uvicorn.Server(
             uvicorn.Config(
-                app, log_config=None, access_log=False, lifespan="on",
+                app, http=HTTP_PROTOCOL, log_config=None, access_log=False, lifespan="on",
                 timeout_graceful_shutdown=2,
             )
         )
@@ -733,6 +735,62 @@ def test_a_client_that_leaves_during_a_plain_call_cancels_it(
     while not any("client-gone" in r.getMessage() for r in caplog.records):
         assert time.monotonic() < deadline, "the call went on"
         time.sleep(0.01)
+
+
+# -- the HTTP protocol -------------------------------------------------------------------
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Any] = []
+
+    def write(self, data: Any) -> None:
+        self.calls.append(bytes(data))
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+
+async def test_a_head_goes_out_with_the_body_that_follows_it() -> None:
+    transport = _Transport()
+    connection = _HeadWithBody(transport, asyncio.get_running_loop())
+    connection.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    assert transport.calls == []
+    connection.write(b"{}")
+    assert transport.calls == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    connection.write(b"more")  # not a head: at once
+    await asyncio.sleep(0)
+    assert transport.calls[1:] == [b"more"]
+    assert connection.get_extra_info("peername") == ("127.0.0.1", 1)
+
+
+async def test_a_head_alone_goes_out_at_the_loops_next_turn_or_on_close() -> None:
+    transport = _Transport()
+    connection = _HeadWithBody(transport, asyncio.get_running_loop())
+    connection.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    await asyncio.sleep(0)
+    assert transport.calls == [b"HTTP/1.1 204 No Content\r\n\r\n"]
+    connection.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    connection.close()
+    await asyncio.sleep(0)
+    assert transport.calls[1:] == [b"HTTP/1.1 200 OK\r\n\r\n", "close"]
+    connection.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    connection.abort()
+    await asyncio.sleep(0)
+    assert transport.calls[3:] == ["abort"]
+
+
+def test_a_head_request_is_answered(served: Served) -> None:
+    response = httpx.head(served.server.origin + "/health")
+    assert response.status_code == 200
+    assert response.content == b""
 
 
 # -- the factory -------------------------------------------------------------------------

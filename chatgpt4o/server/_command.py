@@ -314,7 +314,7 @@ async def _run(
     import uvicorn
 
     from ._app import build_app
-    from ._uvicorn import ReadyServer
+    from ._uvicorn import HTTP_PROTOCOL, ReadyServer
 
     if emulator is not None:
         await emulator.start()
@@ -325,6 +325,7 @@ async def _run(
         server = ReadyServer(
             uvicorn.Config(
                 build_app(config),
+                http=HTTP_PROTOCOL,
                 log_config=None,
                 access_log=False,
                 lifespan="on",
