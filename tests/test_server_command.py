@@ -9,6 +9,7 @@ background jobs, say) does not change what is tested.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ import openai
 import pytest
 
 from chatgpt4o._terminal import Scrubber
-from chatgpt4o.server._command import _Formatter
+from chatgpt4o.server._command import GC_YOUNG_THRESHOLD, _collector_for_serving, _Formatter
 from chatgpt4o.testing import EmulatorThread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -275,3 +276,13 @@ def test_log_lines_have_loggings_time_and_no_secrets() -> None:
         assert formatter.format(record) == plain.format(record)
     record.args = ("key sk-secret",)
     assert formatter.format(record).endswith("chatgpt4o.server: key ***")
+
+
+def test_the_collector_is_tuned_while_serving_and_restored_after() -> None:
+    before = gc.get_threshold()
+    with _collector_for_serving() as settle:
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        settle()
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import importlib.util
 import ipaddress
 import logging
@@ -29,7 +30,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .._command import CommandParser, run_command
@@ -307,6 +308,39 @@ def _serve(args: argparse.Namespace, scrub: Scrubber) -> int:
     return EXIT_INTERRUPTED if stopped_by == signal.SIGINT else EXIT_OK
 
 
+#: The cyclic garbage collector's first threshold while the command serves (Python's
+#: default: 700). See `_collector_for_serving`.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def _collector_for_serving() -> Iterator[Callable[[], None]]:
+    """The cyclic garbage collector as a server wants it; yields the function to call
+    once the server is up (`gc.freeze()` after a last collection).
+
+    The requests in flight hold thousands of young container objects between them
+    (2,500 or so at 50 concurrent calls), more than Python's default first threshold of
+    700 allocations: the collector then scanned the young generation every 16 requests
+    or so, and the old one every 2,000, about 25 µs of CPU per request in all, for
+    almost nothing (a request's objects are freed by reference counting). With a first
+    threshold of 10,000 it runs every few thousand requests; frozen, the objects of the
+    application and the modules loaded at start-up are left out of the old generation's
+    scans. Cyclic garbage, of which there is little, waits longer to be freed.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        yield _freeze
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def _freeze() -> None:
+    gc.collect()
+    gc.freeze()
+
+
 async def _run(
     config: ServerConfig, sock: socket.socket, emulator: Any, args: argparse.Namespace
 ) -> int | None:
@@ -322,20 +356,25 @@ async def _run(
             config, site=dataclasses.replace(config.site, url=emulator.url)
         )
     try:
-        server = ReadyServer(
-            uvicorn.Config(
-                build_app(config),
-                http=HTTP_PROTOCOL,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-                server_header=False,
-                timeout_graceful_shutdown=args.shutdown_timeout,
-                log_level=logging.DEBUG if args.verbose else logging.WARNING,
-            ),
-            on_ready=lambda: write(sys.stdout, base_url(sock) + "\n"),
-        )
-        with sock:
+        with sock, _collector_for_serving() as settle:
+
+            def ready() -> None:
+                settle()
+                write(sys.stdout, base_url(sock) + "\n")
+
+            server = ReadyServer(
+                uvicorn.Config(
+                    build_app(config),
+                    http=HTTP_PROTOCOL,
+                    log_config=None,
+                    access_log=False,
+                    lifespan="on",
+                    server_header=False,
+                    timeout_graceful_shutdown=args.shutdown_timeout,
+                    log_level=logging.DEBUG if args.verbose else logging.WARNING,
+                ),
+                on_ready=ready,
+            )
             await server.serve(sockets=[sock])
         return server.stopped_by
     finally:
