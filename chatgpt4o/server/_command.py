@@ -367,8 +367,11 @@ async def _run(
                     build_app(config),
                     http=HTTP_PROTOCOL,
                     log_config=None,
-                    access_log=False,
+                    access_log=False,  # the application's own access log instead
                     lifespan="on",
+                    # The application uses neither the client's address nor the
+                    # scheme, which is all X-Forwarded-For and -Proto would change.
+                    proxy_headers=False,
                     server_header=False,
                     timeout_graceful_shutdown=args.shutdown_timeout,
                     log_level=logging.DEBUG if args.verbose else logging.WARNING,
