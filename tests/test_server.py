@@ -646,6 +646,18 @@ def test_secrets_of_the_configuration_never_reach_a_client(
     assert "sk-secret-key" not in logged
 
 
+def access_lines(caplog: pytest.LogCaptureFixture, count: int) -> list[str]:
+    """The access lines, once there are `count` (a line is written after its answer
+    is sent, so the client may have it first)."""
+    deadline = time.monotonic() + 3
+    while True:
+        lines = [r.getMessage() for r in caplog.records if r.name == "chatgpt4o.server._access"]
+        if len(lines) >= count or time.monotonic() > deadline:
+            assert len(lines) == count, lines
+            return lines
+        time.sleep(0.01)
+
+
 # -- the access log ----------------------------------------------------------------------
 
 
@@ -655,8 +667,7 @@ def test_one_access_line_per_request(served: Served, caplog: pytest.LogCaptureFi
         client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         client.models.list()
     served.post(b"{")
-    lines = [r.getMessage() for r in caplog.records if r.name == "chatgpt4o.server._access"]
-    assert len(lines) == 3
+    lines = access_lines(caplog, 3)
     assert lines[0].startswith("POST /v1/chat/completions 200 ")
     assert lines[0].endswith(f" model={DEFAULT_MODEL}")
     assert " ms" in lines[0]
@@ -664,6 +675,18 @@ def test_one_access_line_per_request(served: Served, caplog: pytest.LogCaptureFi
     assert lines[2].startswith("POST /v1/chat/completions 400 ")
     assert all(record.levelno == logging.INFO for record in caplog.records
                if record.name == "chatgpt4o.server._access")
+
+
+def test_what_a_client_chose_cannot_start_a_log_line(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="chatgpt4o.server")
+    served.post({"model": "gpt\nPOST /v1/chat/completions 200 1.0 ms", "messages": HELLO})
+    httpx.get(served.url + "/x%0Ay")
+    lines = access_lines(caplog, 2)
+    assert all("\n" not in line for line in lines)
+    assert lines[0].endswith(" model=gpt\\nPOST /v1/chat/completions 200 1.0 ms")
+    assert lines[1].startswith("GET /v1/x\\ny 404 ")
 
 
 # -- under load --------------------------------------------------------------------------
