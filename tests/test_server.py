@@ -30,7 +30,10 @@ from starlette.applications import Starlette
 
 from chatgpt4o import Chatgpt4o
 from chatgpt4o._constants import DEFAULT_MODEL
+from chatgpt4o._session import aclose_shared_sessions
 from chatgpt4o.server import create_app
+from chatgpt4o.server._openai import completion_body, usage
+from chatgpt4o.server._uvicorn import HTTP_PROTOCOL, _HeadWithBody
 from chatgpt4o.testing import EmulatorThread, Fault, SiteEmulator
 from chatgpt4o.testing._emulator import default_reply
 
@@ -40,7 +43,8 @@ HELLO = [{"role": "user", "content": "Привет!"}]
 
 
 class ServerThread:
-    """`app` under uvicorn on 127.0.0.1 (a free port), in a thread with its own loop."""
+    """`app` under uvicorn on 127.0.0.1 (a free port), in a thread with its own loop,
+    with the HTTP protocol of `chatgpt4o serve`."""
 
     def __init__(self, app: Starlette) -> None:
         self._sock = socket.socket()
@@ -48,7 +52,7 @@ class ServerThread:
         self.port: int = self._sock.getsockname()[1]
         self.server = uvicorn.Server(
             uvicorn.Config(
-                app, log_config=None, access_log=False, lifespan="on",
+                app, http=HTTP_PROTOCOL, log_config=None, access_log=False, lifespan="on",
                 timeout_graceful_shutdown=2,
             )
         )
@@ -194,6 +198,35 @@ def test_a_plain_completion_has_openais_shape(served: Served) -> None:
     assert completion.usage.prompt_tokens == tokens("Привет!")
     assert completion.usage.completion_tokens == tokens(reply)
     assert completion.usage.total_tokens == tokens("Привет!") + tokens(reply)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["plain text", 'Привет "quoted" \\ \n\t\u2028 \U0001f600', "a lone \ud83d surrogate", ""],
+)
+def test_a_completion_body_is_the_json_of_the_completion(reply: str) -> None:
+    # The body is assembled from fixed parts; it must be what json.dumps would write.
+    model = 'gpt "4o"\n'
+    body = completion_body("chatcmpl-0a1b", 1796000000, model, reply, 7)
+    expected = {
+        "id": "chatcmpl-0a1b",
+        "object": "chat.completion",
+        "created": 1796000000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage(7, len(reply)),
+        "system_fingerprint": None,
+    }
+    written = json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+    assert body == written.encode("utf-8", "replace")
+    assert json.loads(body)["choices"][0]["message"]["content"] == reply.replace("\ud83d", "?")
 
 
 async def test_a_plain_completion_of_a_streaming_site_with_the_async_client(
@@ -374,6 +407,39 @@ def test_unknown_paths_and_methods_answer_in_openais_shape(served: Served) -> No
     wrong = httpx.get(served.url + "/chat/completions")
     assert wrong.status_code == 405
     assert error_of(wrong)["code"] == "method_not_allowed"
+
+
+def test_an_unexpected_error_is_a_500_in_openais_shape(
+    served: Served, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="chatgpt4o.server")
+
+    def broken(body: bytes) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("chatgpt4o.server._app.parse_chat_request", broken)
+    response = served.post({"messages": HELLO})
+    assert response.status_code == 500
+    assert error_of(response)["code"] == "internal_error"
+    assert "a bug" not in response.text
+    assert any(r.getMessage() == "unexpected RuntimeError" for r in caplog.records)
+    assert any(r.getMessage().startswith("POST /v1/chat/completions ") for r in caplog.records)
+
+
+async def test_under_a_root_path_the_chat_endpoint_is_reached_too(served: Served) -> None:
+    # (Starlette's router, not the application's direct way, takes the root path off.)
+    served.emulator.stream = False
+    app = create_app(served.emulator.url, environ={}, retries=0)
+    transport = httpx.ASGITransport(app, root_path="/api")
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(
+                "/api/v1/chat/completions", json={"model": "", "messages": HELLO}
+            )
+    finally:
+        await aclose_shared_sessions()
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == expected_reply(served.emulator)
 
 
 def test_a_body_over_the_limit_is_a_413() -> None:
@@ -580,6 +646,18 @@ def test_secrets_of_the_configuration_never_reach_a_client(
     assert "sk-secret-key" not in logged
 
 
+def access_lines(caplog: pytest.LogCaptureFixture, count: int) -> list[str]:
+    """The access lines, once there are `count` (a line is written after its answer
+    is sent, so the client may have it first)."""
+    deadline = time.monotonic() + 3
+    while True:
+        lines = [r.getMessage() for r in caplog.records if r.name == "chatgpt4o.server._access"]
+        if len(lines) >= count or time.monotonic() > deadline:
+            assert len(lines) == count, lines
+            return lines
+        time.sleep(0.01)
+
+
 # -- the access log ----------------------------------------------------------------------
 
 
@@ -589,8 +667,7 @@ def test_one_access_line_per_request(served: Served, caplog: pytest.LogCaptureFi
         client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         client.models.list()
     served.post(b"{")
-    lines = [r.getMessage() for r in caplog.records if r.name == "chatgpt4o.server._access"]
-    assert len(lines) == 3
+    lines = access_lines(caplog, 3)
     assert lines[0].startswith("POST /v1/chat/completions 200 ")
     assert lines[0].endswith(f" model={DEFAULT_MODEL}")
     assert " ms" in lines[0]
@@ -598,6 +675,18 @@ def test_one_access_line_per_request(served: Served, caplog: pytest.LogCaptureFi
     assert lines[2].startswith("POST /v1/chat/completions 400 ")
     assert all(record.levelno == logging.INFO for record in caplog.records
                if record.name == "chatgpt4o.server._access")
+
+
+def test_what_a_client_chose_cannot_start_a_log_line(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="chatgpt4o.server")
+    served.post({"model": "gpt\nPOST /v1/chat/completions 200 1.0 ms", "messages": HELLO})
+    httpx.get(served.url + "/x%0Ay")
+    lines = access_lines(caplog, 2)
+    assert all("\n" not in line for line in lines)
+    assert lines[0].endswith(" model=gpt\\nPOST /v1/chat/completions 200 1.0 ms")
+    assert lines[1].startswith("GET /v1/x\\ny 404 ")
 
 
 # -- under load --------------------------------------------------------------------------
@@ -669,6 +758,62 @@ def test_a_client_that_leaves_during_a_plain_call_cancels_it(
     while not any("client-gone" in r.getMessage() for r in caplog.records):
         assert time.monotonic() < deadline, "the call went on"
         time.sleep(0.01)
+
+
+# -- the HTTP protocol -------------------------------------------------------------------
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Any] = []
+
+    def write(self, data: Any) -> None:
+        self.calls.append(bytes(data))
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+    def abort(self) -> None:
+        self.calls.append("abort")
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+
+async def test_a_head_goes_out_with_the_body_that_follows_it() -> None:
+    transport = _Transport()
+    connection = _HeadWithBody(transport, asyncio.get_running_loop())
+    connection.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    assert transport.calls == []
+    connection.write(b"{}")
+    assert transport.calls == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    connection.write(b"more")  # not a head: at once
+    await asyncio.sleep(0)
+    assert transport.calls[1:] == [b"more"]
+    assert connection.get_extra_info("peername") == ("127.0.0.1", 1)
+
+
+async def test_a_head_alone_goes_out_at_the_loops_next_turn_or_on_close() -> None:
+    transport = _Transport()
+    connection = _HeadWithBody(transport, asyncio.get_running_loop())
+    connection.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    await asyncio.sleep(0)
+    assert transport.calls == [b"HTTP/1.1 204 No Content\r\n\r\n"]
+    connection.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    connection.close()
+    await asyncio.sleep(0)
+    assert transport.calls[1:] == [b"HTTP/1.1 200 OK\r\n\r\n", "close"]
+    connection.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    connection.abort()
+    await asyncio.sleep(0)
+    assert transport.calls[3:] == ["abort"]
+
+
+def test_a_head_request_is_answered(served: Served) -> None:
+    response = httpx.head(served.server.origin + "/health")
+    assert response.status_code == 200
+    assert response.content == b""
 
 
 # -- the factory -------------------------------------------------------------------------

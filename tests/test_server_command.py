@@ -9,6 +9,8 @@ background jobs, say) does not change what is tested.
 from __future__ import annotations
 
 import contextlib
+import gc
+import logging
 import os
 import re
 import select
@@ -25,6 +27,8 @@ import httpx
 import openai
 import pytest
 
+from chatgpt4o._terminal import Scrubber
+from chatgpt4o.server._command import GC_YOUNG_THRESHOLD, _collector_for_serving, _Formatter
 from chatgpt4o.testing import EmulatorThread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,3 +262,27 @@ def test_the_readme_examples_run_against_serve_local() -> None:
     assert plain == streamed
     assert "prompt_tokens=" in usage
     assert code == 0
+
+
+def test_log_lines_have_loggings_time_and_no_secrets() -> None:
+    scrub = Scrubber()
+    scrub.add("sk-secret")
+    formatter = _Formatter(scrub)
+    plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    record = logging.LogRecord("chatgpt4o.server", logging.INFO, __file__, 1, "%s", ("x",), None)
+    for step in range(400):  # within a second and across seconds
+        record.created = 1796000000 + step * 0.0731
+        record.msecs = int((record.created - int(record.created)) * 1000) + 0.0
+        assert formatter.format(record) == plain.format(record)
+    record.args = ("key sk-secret",)
+    assert formatter.format(record).endswith("chatgpt4o.server: key ***")
+
+
+def test_the_collector_is_tuned_while_serving_and_restored_after() -> None:
+    before = gc.get_threshold()
+    with _collector_for_serving() as settle:
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        settle()
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -6,7 +6,10 @@
 `create_app` returns an ASGI application (Starlette) for any ASGI server; the command
 runs it under uvicorn, and `uvicorn --factory chatgpt4o.server:create_app` (with
 `--workers N`, or gunicorn's uvicorn workers) reads its settings from the environment.
-Both need the `server` extra (`pip install ".[server]"` in a clone).
+Both need the `server` extra (`pip install ".[server]"` in a clone). The command also sends
+a response's head with its body in one send (`_uvicorn.HTTP_PROTOCOL`) and tunes the
+garbage collector while it serves (`_command`); under `uvicorn --factory` both are
+uvicorn's and Python's defaults, which cost some CPU per request.
 
 Inside: `_app` (the application and its endpoints), `_openai` (the request and answer
 shapes), `_errors` (OpenAI-shaped errors, and which status each library error gets),

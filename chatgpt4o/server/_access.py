@@ -2,7 +2,9 @@
 
 `AccessLog` is a plain ASGI middleware (no request objects, one wrapped `send`). The
 path is logged without its query string, and nothing of the body or the headers: no
-key, cookie or message text reaches the log. What the endpoints learn on the way (the
+key, cookie or message text reaches the log. What a client chose (the path, a model's
+name) is written with its control characters escaped, so that it cannot start a line
+of its own. What the endpoints learn on the way (the
 model, a client gone, a stream cut by an error) they leave in the request's scope under
 `NOTES`.
 """
@@ -56,12 +58,19 @@ class AccessLog:
         finally:
             elapsed = (time.perf_counter() - started) * 1000
             notes: dict[str, Any] = scope.get(NOTES) or {}
-            extra = "".join(f" {name}={value}" for name, value in notes.items())
+            extra = "".join(f" {name}={_shown(str(value))}" for name, value in notes.items())
             logger.info(
                 "%s %s %s %.1f ms%s",
                 scope.get("method", "-"),
-                scope.get("path", "-"),
+                _shown(scope.get("path", "-")),
                 status or "-",
                 elapsed,
                 extra,
             )
+
+
+def _shown(text: str) -> str:
+    """`text` with its non-printable characters (a newline, say) escaped."""
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")

@@ -14,7 +14,10 @@ closes the upstream transfer.
 
 The chat completions endpoint is a plain ASGI callable: it reads the body itself (and
 stops reading past the size limit), and watches for the client's disconnect while the
-site answers.
+site answers. Its requests go to it straight from the application (`_Server`), with the
+access log and the answer to an unexpected error that every route has, but past the
+router and the exception middleware, which it has no use for: it answers its own
+errors.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._constants import DEFAULT_SITE_URL
 from .._discover import discover
@@ -62,6 +66,9 @@ __all__ = ["build_app"]
 
 logger = logging.getLogger(__name__)
 
+
+#: The path of the chat completions endpoint.
+CHAT_PATH = "/v1/chat/completions"
 
 _JSON = [(b"content-type", b"application/json")]
 _EVENT_STREAM = [
@@ -169,6 +176,11 @@ class _ClientWatch:
 
     The task is told by `gone`; `stop()` ends the watch (before the last bytes are
     sent, as the server reports a disconnect once the answer is complete).
+
+    The watching task's coroutine refers to this object, and this object drops the
+    task when it stops: no reference cycle is left behind (a cancelled task keeps its
+    CancelledError, whose traceback holds the coroutine's frame), so a request's
+    objects are freed at once instead of by the cyclic garbage collector.
     """
 
     __slots__ = ("_task", "_watcher", "gone", "started")
@@ -178,19 +190,25 @@ class _ClientWatch:
         self.gone = False
         #: The answer has begun (its status is sent).
         self.started = False
-        self._watcher = asyncio.get_running_loop().create_task(self._watch(receive))
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        task = self._task
-        if task is not None:
-            self.gone = True
-            task.cancel()
+        self._watcher: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            _watch(self, receive)
+        )
 
     def stop(self) -> None:
         self._task = None
-        self._watcher.cancel()
+        watcher = self._watcher
+        if watcher is not None:
+            self._watcher = None
+            watcher.cancel()
+
+
+async def _watch(watch: _ClientWatch, receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    task = watch._task
+    if task is not None:
+        watch.gone = True
+        task.cancel()
 
 
 def _uncancel() -> bool:
@@ -417,6 +435,32 @@ def _too_large(limit: int) -> APIError:
 # -- the application ---------------------------------------------------------------------
 
 
+class _Server(Starlette):
+    """Starlette, with `POST /v1/chat/completions` taken to its endpoint directly.
+
+    The endpoint gets what it would get through Starlette's middleware stack, less the
+    router and the exception middleware: the access log, and a 500 in OpenAI's shape
+    (and the error logged) for an unexpected error. Any other request, and one whose
+    path Starlette would match only after taking a `root_path` off, goes the usual way.
+    """
+
+    def __init__(self, chat: ASGIApp, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._chat = ServerErrorMiddleware(AccessLog(chat), handler=_internal_error)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == CHAT_PATH
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await self._chat(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def build_app(config: ServerConfig) -> Starlette:
     """The ASGI application for `config` (`create_app` resolves one from arguments and
     the environment)."""
@@ -424,6 +468,7 @@ def build_app(config: ServerConfig) -> Starlette:
     auth = _Auth(config.api_key)
     if config.api_key:
         config.scrub.add(config.api_key)
+    chat = _ChatCompletions(config, site, auth)
 
     async def list_models(request: Request) -> Response:
         auth.check(_header(request, "authorization"))
@@ -451,12 +496,13 @@ def build_app(config: ServerConfig) -> Starlette:
             await aclose_shared_sessions()
 
     routes = [
-        Route("/v1/chat/completions", _ChatCompletions(config, site, auth), methods=["POST"]),
+        Route(CHAT_PATH, chat, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
-    return Starlette(
+    return _Server(
+        chat,
         routes=routes,
         middleware=[Middleware(AccessLog)],
         exception_handlers={

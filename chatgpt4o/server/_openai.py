@@ -209,34 +209,48 @@ def completion_id() -> str:
     return "chatcmpl-" + os.urandom(12).hex()
 
 
+#: One encoder for every answer (`json.dumps` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _json(value: object) -> bytes:
     # Lone surrogates (never in a site's UTF-8 text, but a str may hold them) become "?".
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", "replace"
-    )
+    return _ENCODER.encode(value).encode("utf-8", "replace")
+
+
+# A chat.completion's fixed parts, around the values of each answer (the same bytes as
+# the JSON of the whole object, field for field).
+_COMPLETION_ID = b'{"id":'
+_COMPLETION_CREATED = b',"object":"chat.completion","created":'
+_COMPLETION_MODEL = b',"model":'
+_COMPLETION_CONTENT = (
+    b',"choices":[{"index":0,"message":{"role":"assistant","content":'
+)
+_COMPLETION_USAGE = (
+    b',"refusal":null},"logprobs":null,"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d},'
+    b'"system_fingerprint":null}'
+)
 
 
 def completion_body(
     completion: str, created: int, model: str, reply: str, prompt_chars: int
 ) -> bytes:
     """A whole `chat.completion`."""
-    return _json(
-        {
-            "id": completion,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": reply, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": usage(prompt_chars, len(reply)),
-            "system_fingerprint": None,
-        }
+    prompt = estimate_tokens(prompt_chars)
+    completion_tokens = estimate_tokens(len(reply))
+    return b"".join(
+        (
+            _COMPLETION_ID,
+            _json(completion),
+            _COMPLETION_CREATED,
+            b"%d" % created,
+            _COMPLETION_MODEL,
+            _json(model),
+            _COMPLETION_CONTENT,
+            _json(reply),
+            _COMPLETION_USAGE % (prompt, completion_tokens, prompt + completion_tokens),
+        )
     )
 
 
