@@ -183,6 +183,30 @@ def test_php_warnings_before_and_inside_a_stream_are_skipped() -> None:
     assert parser.close() == "Hello"
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"data":"Hi"}\x0c\xc2\xa0', "Hi"),  # white space that JSON itself does not take
+        (b'{"data":"\xc3\xa9t\xc3\xa9"}', "\u00e9t\u00e9"),
+        (b'\xef\xbb\xbf{"data":"Hi"}', "Hi"),  # a UTF-8 BOM
+        (b'{"data":"Hi\xff"}', ResponseError("not valid UTF-8")),
+        ('{"data":"Hi"}'.encode("utf-16-le"), ResponseError("not JSON")),  # JSON reads it
+        (b'{"data":7}', ResponseError("'data' is not a string")),
+        (b'{"status":"success"}  ', ResponseError("'data' field missing")),
+    ],
+)
+def test_a_plain_answer_is_utf8_json_whatever_json_loads_would_take(
+    body: bytes, expected: str | ResponseError
+) -> None:
+    if isinstance(expected, str):
+        assert parse_reply(body) == expected
+        return
+    with pytest.raises(ResponseError, match=str(expected)) as caught:
+        parse_reply(body)
+    if b"\xff" not in body and not body.startswith(b"{\x00"):
+        assert caught.value.body == body.decode().strip()
+
+
 def test_html_that_is_not_php_noise_is_still_not_json() -> None:
     with pytest.raises(ResponseError, match="not JSON"):
         parse_reply(b"<!DOCTYPE html><html><body>Maintenance</body></html>")

@@ -632,28 +632,47 @@ def _skip_php_noise(body: bytes) -> bytes:
         offset = end + 1
 
 
-def _read_json_answer(text: str) -> tuple[str, str | None]:
+def _object_at_once(body: bytes) -> dict[str, Any] | None:
+    """The usual answer, a JSON object, parsed straight from its bytes; None for
+    anything else, which `_read_json_answer` then looks at with care."""
+    # json.loads reads bytes as UTF-8 unless NULs or a BOM say otherwise: with "{" and
+    # a byte that is not NUL first, that is exactly the UTF-8 the careful path decodes.
+    if body[:1] != b"{" or body[1:2] == b"\x00":
+        return None
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):  # bad UTF-8 too (a UnicodeDecodeError)
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _read_json_answer(body: bytes) -> tuple[str, str | None]:
     """The reply (`data`) and Assistant thread id of a plain JSON answer, or the typed
     error it stands for."""
-    stripped = text.strip()
-    if not stripped:
-        raise ResponseError("Unexpected response: the answer is empty", body="")
-    try:
-        answer = json.loads(stripped)
-    except (ValueError, RecursionError) as err:
-        lowered = stripped[:8192].lower()
-        if _AYS_LINK in lowered or any(mark in lowered for mark in _EXPIRED_LINK_MARKERS):
-            # the 403 of a rejected nonce, sent as 200 after a notice (docs/protocol.md §4.9)
-            raise _stale_nonce_answer(stripped, 403) from None
-        raise ResponseError("Unexpected response: the answer is not JSON", body=stripped) from err
-    if not isinstance(answer, dict):
-        raise ResponseError("Unexpected response structure: not a JSON object", body=stripped)
+    answer = _object_at_once(body)
+    if answer is None:
+        stripped = _decode(body).strip()
+        if not stripped:
+            raise ResponseError("Unexpected response: the answer is empty", body="")
+        try:
+            answer = json.loads(stripped)
+        except (ValueError, RecursionError) as err:
+            lowered = stripped[:8192].lower()
+            if _AYS_LINK in lowered or any(mark in lowered for mark in _EXPIRED_LINK_MARKERS):
+                # the 403 of a rejected nonce, sent as 200 after a notice (docs/protocol.md §4.9)
+                raise _stale_nonce_answer(stripped, 403) from None
+            raise ResponseError(
+                "Unexpected response: the answer is not JSON", body=stripped
+            ) from err
+        if not isinstance(answer, dict):
+            raise ResponseError("Unexpected response structure: not a JSON object", body=stripped)
     _raise_for_plugin_error(answer)
-    if "data" not in answer:
-        raise ResponseError("Unexpected response structure: 'data' field missing", body=stripped)
-    data = answer["data"]
+    data = answer.get("data")
     if not isinstance(data, str):
-        raise ResponseError("Unexpected response structure: 'data' is not a string", body=stripped)
+        missing = "'data' field missing" if "data" not in answer else "'data' is not a string"
+        raise ResponseError(
+            f"Unexpected response structure: {missing}", body=_decode(body).strip()
+        )
     thread = answer.get("thread_id")
     return data, thread if isinstance(thread, str) and thread else None
 
@@ -849,9 +868,7 @@ class ReplyParser(ReplyReader):
         if self._mode is None:
             self._decide(final=True)
         if self._mode is None or self._mode == "json":
-            reply, self.thread_id = _read_json_answer(
-                _decode(_skip_php_noise(bytes(self._buffer)))
-            )
+            reply, self.thread_id = _read_json_answer(_skip_php_noise(bytes(self._buffer)))
             return reply
         if self._mode == "events":
             self._read_events(final=True)
@@ -900,7 +917,7 @@ def _frame_text(payload: bytes) -> str:
 def parse_reply(body: bytes) -> str:
     """The reply in a complete admin-ajax answer body (plain or streamed)."""
     if body[:1] == b"{" and len(body) <= MAX_RESPONSE_BYTES:  # plain JSON, the usual case
-        return _read_json_answer(_decode(body))[0]
+        return _read_json_answer(body)[0]
     parser = ReplyParser()
     parser.feed(body)
     return parser.close()
@@ -1001,7 +1018,7 @@ class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
         self, credentials: PageInfo, conversation: Conversation[Prepared], body: bytes
     ) -> str:
         if body[:1] == b"{" and len(body) <= MAX_RESPONSE_BYTES:  # plain JSON, the usual case
-            reply, thread = _read_json_answer(_decode(body))
+            reply, thread = _read_json_answer(body)
             if thread:
                 conversation.state = thread
             return reply
