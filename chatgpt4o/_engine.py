@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -41,7 +43,7 @@ from ._exceptions import (
 )
 from ._memory import ConversationMemory
 from ._messages import Messages, Turn, normalize_messages
-from ._pool import Backend, loop_local, pick_backend, transport_for, wrap_client
+from ._pool import Backend, LastTransport, loop_local, pick_backend, wrap_client
 from ._retry import Retrying, retry_policy
 from ._streaming import ReplyStream
 from ._transports.base import AsyncTransport, Request, Response
@@ -90,7 +92,7 @@ class _PageLoads:
     under_way: asyncio.Future[Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class TransportSettings:
     """How a call reaches the site: a transport given outright, a user's own client,
     or a shared one of `backend` built with these settings."""
@@ -101,6 +103,15 @@ class TransportSettings:
     verify: bool | str
     transport: AsyncTransport | None = None
     client: object | None = None
+    _last: LastTransport = field(default_factory=LastTransport, init=False, repr=False)
+
+    def ready(self) -> AsyncTransport | None:
+        """The transport, when it is at hand without awaiting anything; else None."""
+        if self.transport is not None:
+            return self.transport
+        if self.client is not None:
+            return None
+        return self._last.get()
 
     async def open(self) -> AsyncTransport:
         if self.transport is not None:
@@ -108,7 +119,17 @@ class TransportSettings:
         if self.client is not None:
             return wrap_client(self.client)
         assert self.backend is not None
-        return await transport_for(self.backend, self.proxy, self.impersonate, self.verify)
+        return await self._last.open(self.backend, self.proxy, self.impersonate, self.verify)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A call's settings as checked, and the argument objects they were checked from."""
+
+    given: tuple[object, ...]
+    settings: TransportSettings
+    timeout: float | None
+    max_retries: int
 
 
 @dataclass(slots=True)
@@ -120,7 +141,7 @@ class Call(Generic[Prepared]):
     timeout: float | None
     max_retries: int
     settings: TransportSettings
-    user_cookies: dict[str, str] = field(repr=False)
+    user_cookies: Mapping[str, str] = field(repr=False)
 
 
 @dataclass(slots=True)
@@ -145,10 +166,33 @@ class _Running(Generic[Prepared]):
     used: object | None = None
 
 
+_NO_COOKIES: Mapping[str, str] = MappingProxyType({})
+
+
+def _check_settings(given: tuple[object, ...]) -> _Checked:
+    """Check a call's settings (`Engine.prepare`'s arguments but the messages and
+    cookies, in its order); raises TypeError, ValueError or ImportError."""
+    proxy, timeout, max_retries, backend, impersonate, verify, transport, client = given
+    if transport is not None and not isinstance(transport, AsyncTransport):
+        raise TypeError(f"transport must be an AsyncTransport, not {type(transport).__name__}")
+    if transport is None and isinstance(client, AsyncTransport):
+        transport, client = client, None  # a transport passed as the client
+    checked_proxy = check_proxy(proxy)
+    settings = TransportSettings(
+        backend=pick_backend(backend, client) if transport is None else None,
+        proxy=checked_proxy,
+        impersonate=cast(str, impersonate),
+        verify=cast("bool | str", verify),
+        transport=transport,
+        client=client,
+    )
+    return _Checked(given, settings, check_timeout(timeout), check_retries(max_retries))
+
+
 class Engine(Generic[Credentials, Prepared]):
     """Calls to one site through one protocol; `label` names it in logs."""
 
-    __slots__ = ("bot", "label", "page_url", "protocol", "site", "url")
+    __slots__ = ("_checked", "bot", "label", "page_url", "protocol", "site", "url")
 
     def __init__(
         self,
@@ -165,6 +209,9 @@ class Engine(Generic[Credentials, Prepared]):
         # A bare host gets its "/"; a page's own path and query are kept as they are.
         self.page_url = url if urlsplit(url).path else url + "/"
         self.label = label
+        #: The settings of the latest call, checked: calls with the same ones (the
+        #: class's defaults, usually) skip the checks.
+        self._checked: _Checked | None = None
 
     # -- before any I/O --------------------------------------------------------------
 
@@ -188,28 +235,19 @@ class Engine(Generic[Credentials, Prepared]):
         turns = normalize_messages(messages) if messages is not None else []
         # (no messages: a call that only reads the page, and never reads `prepared`)
         prepared = cast("Prepared", self.protocol.prepare(turns) if messages is not None else None)
-        if transport is not None and not isinstance(transport, AsyncTransport):
-            raise TypeError(
-                f"transport must be an AsyncTransport, not {type(transport).__name__}"
-            )
-        if transport is None and isinstance(client, AsyncTransport):
-            transport, client = client, None  # a transport passed as the client
-        checked_proxy = check_proxy(proxy)
-        settings = TransportSettings(
-            backend=pick_backend(backend, client) if transport is None else None,
-            proxy=checked_proxy,
-            impersonate=impersonate,
-            verify=verify,
-            transport=transport,
-            client=client,
-        )
+        given = (proxy, timeout, max_retries, backend, impersonate, verify, transport, client)
+        checked = self._checked
+        # The same objects as last time passed the same checks: every one of them is
+        # immutable or checked by its type alone.
+        if checked is None or not all(map(operator.is_, checked.given, given)):
+            checked = self._checked = _check_settings(given)
         return Call(
             turns=turns,
             prepared=prepared,
-            timeout=check_timeout(timeout),
-            max_retries=check_retries(max_retries),
-            settings=settings,
-            user_cookies=check_cookies(cookies),
+            timeout=checked.timeout,
+            max_retries=checked.max_retries,
+            settings=checked.settings,
+            user_cookies=_NO_COOKIES if cookies is None else check_cookies(cookies),
         )
 
     # -- the call --------------------------------------------------------------------
@@ -266,7 +304,9 @@ class Engine(Generic[Credentials, Prepared]):
 
     async def _begin(self, call: Call[Prepared]) -> _Running[Prepared]:
         deadline = Deadline(call.timeout)
-        transport = await call.settings.open()
+        transport = call.settings.ready()
+        if transport is None:
+            transport = await call.settings.open()
         recalled = self.site.conversations.recall(call.turns)
         return _Running(
             call=call,

@@ -392,6 +392,21 @@ async def test_session_scope(site: Site, emulator: SiteEmulator) -> None:
     assert len(scope) == 0
 
 
+async def test_a_scope_after_calls_outside_it_gets_its_own_transport(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    await site.create_async("", USER_HELLO)
+    await site.create_async("", USER_HELLO)
+    assert emulator.connections == 1
+    async with site.session() as scope:
+        await site.create_async("", USER_HELLO)
+        assert len(scope) == 1
+        assert emulator.connections == 2
+    await site.create_async("", USER_HELLO)  # the loop's transport again, still open
+    assert emulator.connections == 2
+    assert shared_session_count() == 1
+
+
 LEAK_CHECK = textwrap.dedent(
     """
     import asyncio, gc, sys, warnings
