@@ -156,8 +156,9 @@ class _Running(Generic[Prepared]):
     #: The server's conversation this call continues, as remembered, if any.
     recalled: object | None = None
     #: What bounds a transfer read whole: the deadline's scope, or nothing when the
-    #: transport ends such transfers at the deadline itself.
+    #: transport ends such transfers at the deadline itself (`timed_by_transport`).
     io: Any = None
+    timed_by_transport: bool = False
     #: Credentials the site rejected in this call (the next attempt loads the page),
     #: and how it rejected them.
     stale: object | None = None
@@ -316,6 +317,7 @@ class Engine(Generic[Credentials, Prepared]):
             conversation=Conversation(call.prepared, recalled, recalled=recalled),
             recalled=recalled,
             io=deadline.scope_for(transport.enforces_timeout),
+            timed_by_transport=transport.enforces_timeout,
         )
 
     def _forget_lost(self, running: _Running[Prepared]) -> None:
@@ -531,9 +533,12 @@ class Engine(Generic[Credentials, Prepared]):
             logger.debug("%s: %s %s", self.label, request.method, redact(request.url))
         # A transfer read whole is ended by the transport itself at the deadline, when it
         # can; a streamed one is bounded by the deadline's own timer.
-        async with running.deadline.scope() if stream else running.io:
-            request.timeout = running.deadline.request_timeout()
+        request.timeout = running.deadline.request_timeout()
+        if not stream and running.timed_by_transport:
             response = await running.transport.send(request)
+        else:
+            async with running.deadline.scope() if stream else running.io:
+                response = await running.transport.send(request)
         if debug:
             logger.debug("%s: %s %s -> %s", self.label, request.method, redact(request.url),
                          response.status_code)
