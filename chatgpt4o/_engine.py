@@ -163,8 +163,9 @@ class _Running(Generic[Prepared]):
     #: and how it rejected them.
     stale: object | None = None
     rejection: StaleCredentials | None = None
-    #: The credentials of the latest attempt.
+    #: The credentials of the latest attempt, and the protocol of their dialect.
     used: object | None = None
+    dialect: Any = None
 
 
 _NO_COOKIES: Mapping[str, str] = MappingProxyType({})
@@ -193,7 +194,7 @@ def _check_settings(given: tuple[object, ...]) -> _Checked:
 class Engine(Generic[Credentials, Prepared]):
     """Calls to one site through one protocol; `label` names it in logs."""
 
-    __slots__ = ("_checked", "bot", "label", "page_url", "protocol", "site", "url")
+    __slots__ = ("_checked", "_dialect_of", "bot", "label", "page_url", "protocol", "site", "url")
 
     def __init__(
         self,
@@ -213,6 +214,8 @@ class Engine(Generic[Credentials, Prepared]):
         #: The settings of the latest call, checked: calls with the same ones (the
         #: class's defaults, usually) skip the checks.
         self._checked: _Checked | None = None
+        #: The latest credentials and the protocol of their dialect (`_dialect`).
+        self._dialect_of: tuple[Credentials, ChatProtocol[Credentials, Prepared]] | None = None
 
     # -- before any I/O --------------------------------------------------------------
 
@@ -351,6 +354,7 @@ class Engine(Generic[Credentials, Prepared]):
         ):
             raise rejection.if_again  # the same credentials again: it was not about them
         running.used = credentials
+        running.dialect = self._dialect(credentials)
         try:
             return await step(running, credentials)
         except StaleCredentials as err:
@@ -375,9 +379,22 @@ class Engine(Generic[Credentials, Prepared]):
 
     # -- credentials: cached, or one page load however many calls wait ---------------
 
+    def _dialect(self, credentials: Credentials) -> ChatProtocol[Credentials, Prepared]:
+        """The protocol that serves these credentials, asked once per credentials."""
+        known = self._dialect_of  # (one tuple: threads with loops of their own share it)
+        if known is not None and known[0] is credentials:
+            return known[1]
+        dialect = self.protocol.dialect(credentials)
+        self._dialect_of = (credentials, dialect)
+        return dialect
+
     def _cached(self, stale: object | None) -> Credentials | None:
         credentials = self.site.credentials
-        if credentials is None or credentials is stale or not self.protocol.usable(credentials):
+        if (
+            credentials is None
+            or credentials is stale
+            or not self._dialect(credentials).usable(credentials)
+        ):
             return None
         return credentials
 
@@ -549,7 +566,8 @@ class Engine(Generic[Credentials, Prepared]):
         self, running: _Running[Prepared], credentials: Credentials, *, stream: bool
     ) -> Request:
         """Run the turn's preliminary requests, if it has any; its last request."""
-        turn = self.protocol.turn(
+        dialect: ChatProtocol[Credentials, Prepared] = running.dialect
+        turn = dialect.turn(
             credentials, running.conversation, visitor=self._visitor(), stream=stream
         )
         try:
@@ -568,14 +586,15 @@ class Engine(Generic[Credentials, Prepared]):
         if body is None:
             async with running.io:
                 body = await response.aread()
+        dialect: ChatProtocol[Credentials, Prepared] = running.dialect
         if not response.ok:
-            self.protocol.check_answer(
+            dialect.check_answer(
                 response.status_code,
                 response.headers,
                 body[:ERROR_BODY_BYTES].decode("utf-8", "replace"),
                 credentials=credentials,
             )
-        return self.protocol.read_reply(credentials, running.conversation, body)
+        return dialect.read_reply(credentials, running.conversation, body)
 
     async def _open(
         self, running: _Running[Prepared], credentials: Credentials
@@ -587,18 +606,19 @@ class Engine(Generic[Credentials, Prepared]):
         """
         request = await self._last_request(running, credentials, stream=True)
         response = await self._send(running, request, stream=True)
+        dialect: ChatProtocol[Credentials, Prepared] = running.dialect
         if not response.ok:
             try:
                 async with running.deadline.scope():
                     body = await _read_some(response)
             finally:
                 await response.aclose()
-            self.protocol.check_answer(
+            dialect.check_answer(
                 response.status_code, response.headers, body, credentials=credentials
             )
         stream = ReplyStream(
             response,
-            self.protocol.reply_reader(credentials, running.conversation),
+            dialect.reply_reader(credentials, running.conversation),
             running.deadline,
             on_end=lambda reply: self._remember(running, reply),
         )
