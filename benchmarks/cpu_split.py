@@ -121,7 +121,7 @@ async def layers(url: str, ca: str | None, calls: int) -> None:
         "_attempt",
         "_credentials",
         "_ask",
-        "_last_request",
+        "_start_turn",
         "_send",
     ):
         timed(_engine.Engine, name)

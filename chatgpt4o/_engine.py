@@ -48,6 +48,7 @@ from ._retry import Retrying, retry_policy
 from ._streaming import ReplyStream
 from ._transports.base import AsyncTransport, Request, Response
 from .protocols.base import Answer, ChatProtocol, Conversation
+from .protocols.base import Turn as TurnRequests
 
 __all__ = ["Call", "Engine", "SiteState", "TransportSettings"]
 
@@ -344,7 +345,9 @@ class Engine(Generic[Credentials, Prepared]):
         running: _Running[Prepared],
         step: Callable[[_Running[Prepared], Credentials], Awaitable[_T]],
     ) -> _T:
-        credentials = await self._credentials(running)
+        credentials = self._cached(running.stale)  # the usual case: no await needed
+        if credentials is None:
+            credentials = await self._credentials(running)
         rejection = running.rejection
         if (
             rejection is not None
@@ -562,16 +565,25 @@ class Engine(Generic[Credentials, Prepared]):
         self._keep_cookies(response)
         return response
 
-    async def _last_request(
+    def _start_turn(
         self, running: _Running[Prepared], credentials: Credentials, *, stream: bool
-    ) -> Request:
-        """Run the turn's preliminary requests, if it has any; its last request."""
+    ) -> tuple[TurnRequests, Request, bool]:
+        """The turn, its first request, and whether that is its last one (most turns
+        have one request: then nothing is awaited before it)."""
         dialect: ChatProtocol[Credentials, Prepared] = running.dialect
         turn = dialect.turn(
             credentials, running.conversation, visitor=self._visitor(), stream=stream
         )
         try:
-            request = next(turn)
+            return turn, next(turn), False
+        except StopIteration as done:
+            return turn, done.value, True
+
+    async def _finish_turn(
+        self, running: _Running[Prepared], turn: TurnRequests, request: Request
+    ) -> Request:
+        """Send the turn's preliminary requests, `request` first; its last request."""
+        try:
             while True:
                 request = turn.send(await self._exchange(running, request))
         except StopIteration as done:
@@ -580,7 +592,9 @@ class Engine(Generic[Credentials, Prepared]):
 
     async def _ask(self, running: _Running[Prepared], credentials: Credentials) -> str:
         """One try at the whole reply, read in one piece (plain JSON or a stream)."""
-        request = await self._last_request(running, credentials, stream=False)
+        turn, request, last = self._start_turn(running, credentials, stream=False)
+        if not last:
+            request = await self._finish_turn(running, turn, request)
         response = await self._send(running, request, stream=False)
         body = response.content  # read already, usually: the request was not streamed
         if body is None:
@@ -604,7 +618,9 @@ class Engine(Generic[Credentials, Prepared]):
         Everything that can still be retried happens here: the status, an error in
         place of the stream, a stream that fails before it says anything.
         """
-        request = await self._last_request(running, credentials, stream=True)
+        turn, request, last = self._start_turn(running, credentials, stream=True)
+        if not last:
+            request = await self._finish_turn(running, turn, request)
         response = await self._send(running, request, stream=True)
         dialect: ChatProtocol[Credentials, Prepared] = running.dialect
         if not response.ok:
