@@ -112,6 +112,12 @@ def test_a_single_message_sends_an_empty_history() -> None:
     assert (form["message"], form["wpaicg_chat_history"]) == ("Hi", "[]")
 
 
+@pytest.mark.parametrize("text", ["Hi", 'a <b> & "c" \'d\'', "Ответ\n\tok", " 0 ", "00"])
+def test_one_user_message_is_prepared_as_any_conversation_is(text: str) -> None:
+    # A blank system message changes nothing, and takes the general path.
+    assert prepare_turns([("user", text)]) == prepare_turns([("system", " "), ("user", text)])
+
+
 def test_earlier_turns_go_into_the_history_the_last_user_turn_into_message() -> None:
     turns = [
         ("system", "Be brief."),
@@ -315,6 +321,23 @@ def test_a_flag_event_stops_the_stream_at_once(flag: str, kind: str) -> None:
     parser = ReplyParser()
     with pytest.raises(ServiceError) as caught:
         parser.feed(flag_event + chunk("a normal stream follows") + b"data: [DONE]\n\n")
+    assert caught.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        ({"status": "success", "data": "x", "tokenLimitReached": True}, "token_limit"),
+        ({"status": "success", "msg": "", "data": "x", "modflag": True}, "banned_words"),
+        ({"status": "error", "msg": "Failed to initialize the AI instance.", "data": "x"},
+         "upstream"),
+    ],
+)
+def test_an_answer_with_data_and_an_error_is_the_error(
+    answer: dict[str, object], kind: str
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        parse_reply(json.dumps(answer).encode())
     assert caught.value.kind == kind
 
 

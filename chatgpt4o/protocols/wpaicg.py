@@ -379,6 +379,12 @@ def prepare_turns(turns: Sequence[MessageTurn]) -> Prepared:
     before the message when there is no history. A conversation that does not end with
     a user turn is flattened into `message`, as g4f's `format_prompt` does.
     """
+    if len(turns) == 1 and turns[0][0] == "user":
+        # The usual call, one user message: no system text, no history.
+        message = turns[0][1]
+        if not message.strip() or message == "0":
+            raise ValueError("messages: the prompt is empty; the site would refuse it")
+        return Prepared(message.translate(_HTML_ESCAPES))
     system = " ".join(text for role, text in turns if role in SYSTEM_ROLES and text.strip())
     dialogue = [(role, text) for role, text in turns if role not in SYSTEM_ROLES]
     if not dialogue or dialogue[-1][0] != "user":
@@ -646,6 +652,10 @@ def _object_at_once(body: bytes) -> dict[str, Any] | None:
     return answer if isinstance(answer, dict) else None
 
 
+# The keys of the plugin's answer with a reply (docs/protocol.md §4.2): none is an error flag.
+_REPLY_KEYS = frozenset({"status", "msg", "greeting_message", "data", "log", "thread_id"})
+
+
 def _read_json_answer(body: bytes) -> tuple[str, str | None]:
     """The reply (`data`) and Assistant thread id of a plain JSON answer, or the typed
     error it stands for."""
@@ -666,7 +676,9 @@ def _read_json_answer(body: bytes) -> tuple[str, str | None]:
             ) from err
         if not isinstance(answer, dict):
             raise ResponseError("Unexpected response structure: not a JSON object", body=stripped)
-    _raise_for_plugin_error(answer)
+    # An answer with "data" and only a reply's keys has no error to raise: the usual case.
+    if not (answer.keys() <= _REPLY_KEYS and "data" in answer and answer.get("status") != "error"):
+        _raise_for_plugin_error(answer)
     data = answer.get("data")
     if not isinstance(data, str):
         missing = "'data' field missing" if "data" not in answer else "'data' is not a string"
