@@ -193,6 +193,8 @@ def test_php_warnings_before_and_inside_a_stream_are_skipped() -> None:
     ("body", "expected"),
     [
         (b'{"data":"Hi"}\x0c\xc2\xa0', "Hi"),  # white space that JSON itself does not take
+        (b'{"data":"Hi"} \r\n\t', "Hi"),
+        (b'{"data":"Hi"} {}', ResponseError("not JSON")),  # more after the object
         (b'{"data":"\xc3\xa9t\xc3\xa9"}', "\u00e9t\u00e9"),
         (b'\xef\xbb\xbf{"data":"Hi"}', "Hi"),  # a UTF-8 BOM
         (b'{"data":"Hi\xff"}', ResponseError("not valid UTF-8")),
