@@ -156,10 +156,6 @@ class _Running(Generic[Prepared]):
     conversation: Conversation[Prepared]
     #: The server's conversation this call continues, as remembered, if any.
     recalled: object | None = None
-    #: What bounds a transfer read whole: the deadline's scope, or nothing when the
-    #: transport ends such transfers at the deadline itself (`timed_by_transport`).
-    io: Any = None
-    timed_by_transport: bool = False
     #: Credentials the site rejected in this call (the next attempt loads the page),
     #: and how it rejected them.
     stale: object | None = None
@@ -259,7 +255,7 @@ class Engine(Generic[Credentials, Prepared]):
 
     async def reply(self, call: Call[Prepared]) -> str:
         """The whole reply, read at once."""
-        running = await self._begin(call)
+        running = self._begin(call, call.settings.ready() or await call.settings.open())
         try:
             reply = await running.retrying.run(
                 lambda: self._attempt(running, self._ask), self._note_stale
@@ -279,7 +275,7 @@ class Engine(Generic[Credentials, Prepared]):
     async def stream(self, call: Call[Prepared]) -> ReplyStream:
         """The reply as a `ReplyStream`, opened up to its first piece (retries are
         only possible until then). The stream owns the call's deadline."""
-        running = await self._begin(call)
+        running = self._begin(call, call.settings.ready() or await call.settings.open())
         try:
             return await running.retrying.run(
                 lambda: self._attempt(running, self._open), self._note_stale
@@ -299,7 +295,7 @@ class Engine(Generic[Credentials, Prepared]):
     async def read_page(self, call: Call[Prepared]) -> Credentials:
         """Load the page once (with the call's retries and deadline) and read the
         credentials on it, without completing them; ScrapeError when it has none."""
-        running = await self._begin(call)
+        running = self._begin(call, call.settings.ready() or await call.settings.open())
         try:
             return await running.retrying.run(
                 lambda: self._load_page(running, fresh=False), self._note_stale
@@ -307,11 +303,9 @@ class Engine(Generic[Credentials, Prepared]):
         finally:
             running.deadline.close()
 
-    async def _begin(self, call: Call[Prepared]) -> _Running[Prepared]:
+    def _begin(self, call: Call[Prepared], transport: AsyncTransport) -> _Running[Prepared]:
+        """The call under way, on its transport: its deadline starts now."""
         deadline = Deadline(call.timeout)
-        transport = call.settings.ready()
-        if transport is None:
-            transport = await call.settings.open()
         recalled = self.site.conversations.recall(call.turns)
         return _Running(
             call=call,
@@ -320,8 +314,6 @@ class Engine(Generic[Credentials, Prepared]):
             retrying=Retrying(retry_policy(call.max_retries), deadline, self.label),
             conversation=Conversation(call.prepared, recalled, recalled=recalled),
             recalled=recalled,
-            io=deadline.scope_for(transport.enforces_timeout),
-            timed_by_transport=transport.enforces_timeout,
         )
 
     def _forget_lost(self, running: _Running[Prepared]) -> None:
@@ -479,7 +471,7 @@ class Engine(Generic[Credentials, Prepared]):
         response = await self._send(running, request, stream=False)
         body = response.content
         if body is None:
-            async with running.io:
+            async with running.deadline.scope_for(running.transport.enforces_timeout):
                 body = await response.aread(MAX_RESPONSE_BYTES)
         return Answer(response.status_code, response.headers, body, response.url)
 
@@ -554,11 +546,12 @@ class Engine(Generic[Credentials, Prepared]):
         # A transfer read whole is ended by the transport itself at the deadline, when it
         # can; a streamed one is bounded by the deadline's own timer.
         request.timeout = running.deadline.request_timeout()
-        if not stream and running.timed_by_transport:
-            response = await running.transport.send(request)
+        transport = running.transport
+        if not stream and transport.enforces_timeout:
+            response = await transport.send(request)
         else:
-            async with running.deadline.scope() if stream else running.io:
-                response = await running.transport.send(request)
+            async with running.deadline.scope():
+                response = await transport.send(request)
         if debug:
             logger.debug("%s: %s %s -> %s", self.label, request.method, redact(request.url),
                          response.status_code)
@@ -598,7 +591,7 @@ class Engine(Generic[Credentials, Prepared]):
         response = await self._send(running, request, stream=False)
         body = response.content  # read already, usually: the request was not streamed
         if body is None:
-            async with running.io:
+            async with running.deadline.scope_for(running.transport.enforces_timeout):
                 body = await response.aread()
         dialect: ChatProtocol[Credentials, Prepared] = running.dialect
         if not response.ok:
