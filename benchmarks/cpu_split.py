@@ -121,7 +121,7 @@ async def layers(url: str, ca: str | None, calls: int) -> None:
         "_attempt",
         "_credentials",
         "_ask",
-        "_last_request",
+        "_start_turn",
         "_send",
     ):
         timed(_engine.Engine, name)
@@ -130,7 +130,7 @@ async def layers(url: str, ca: str | None, calls: int) -> None:
     timed(curl.CurlTransport, "send")
     timed(base.Response, "__init__", "Response.__init__")
     timed(base.Request, "__init__", "Request.__init__")
-    for cls in (aipower.AIPowerProtocol, wpaicg.WpaicgProtocol):
+    for cls in (aipower.AIPowerProtocol, aipower._Legacy, wpaicg.WpaicgProtocol):
         for name in ("prepare", "read_reply", "usable"):
             if name in cls.__dict__:
                 timed(cls, name)

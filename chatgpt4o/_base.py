@@ -315,5 +315,8 @@ class ProviderModelMixin:
             raise ModelNotSupportedError(
                 model, cls.__name__, [*cls.get_models(), *cls.model_aliases]
             )
-        cls.last_model = model
+        if cls.__dict__.get("last_model") != model:
+            # Setting a class attribute invalidates Python's attribute caches for the
+            # class and every subclass: only when the model changes, not on every call.
+            cls.last_model = model
         return model

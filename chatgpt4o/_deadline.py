@@ -41,7 +41,9 @@ class Deadline:
         self._inside: asyncio.Task[object] | None = None  # the task in a scope now
         self._struck: asyncio.Task[object] | None = None  # the task the timer cancelled
         self._fired = False
-        self._scope = _Scope(self)
+        # Made when first asked for: the scope and the deadline refer to each other, a
+        # cycle that only the garbage collector frees, and most calls never need one.
+        self._scope: _Scope | None = None
 
     def remaining(self) -> float:
         """Seconds left (infinity without a deadline); raises once it has passed."""
@@ -64,7 +66,7 @@ class Deadline:
     def scope_for(self, transport_keeps_time: bool) -> _Scope | _NoScope:
         """The scope for awaiting a transfer read whole: none when the transport ends it at
         the deadline itself (it was handed `request_timeout()`), so no timer is armed."""
-        return _NO_SCOPE if transport_keeps_time else self._scope
+        return _NO_SCOPE if transport_keeps_time else self.scope()
 
     def explain(self, error: ProviderTimeoutError) -> ProviderTimeoutError:
         """A transport's timeout, said as the call's when the call's deadline is what
@@ -85,7 +87,10 @@ class Deadline:
     def scope(self) -> _Scope:
         """`async with deadline.scope():` the block ends with ProviderTimeoutError when the
         deadline passes while it runs."""
-        return self._scope
+        scope = self._scope
+        if scope is None:
+            scope = self._scope = _Scope(self)
+        return scope
 
     def close(self) -> None:
         """The call is over: drop the timer."""

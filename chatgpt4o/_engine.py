@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -41,11 +43,12 @@ from ._exceptions import (
 )
 from ._memory import ConversationMemory
 from ._messages import Messages, Turn, normalize_messages
-from ._pool import Backend, loop_local, pick_backend, transport_for, wrap_client
+from ._pool import Backend, LastTransport, loop_local, pick_backend, wrap_client
 from ._retry import Retrying, retry_policy
 from ._streaming import ReplyStream
 from ._transports.base import AsyncTransport, Request, Response
 from .protocols.base import Answer, ChatProtocol, Conversation
+from .protocols.base import Turn as TurnRequests
 
 __all__ = ["Call", "Engine", "SiteState", "TransportSettings"]
 
@@ -90,7 +93,7 @@ class _PageLoads:
     under_way: asyncio.Future[Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class TransportSettings:
     """How a call reaches the site: a transport given outright, a user's own client,
     or a shared one of `backend` built with these settings."""
@@ -101,6 +104,15 @@ class TransportSettings:
     verify: bool | str
     transport: AsyncTransport | None = None
     client: object | None = None
+    _last: LastTransport = field(default_factory=LastTransport, init=False, repr=False)
+
+    def ready(self) -> AsyncTransport | None:
+        """The transport, when it is at hand without awaiting anything; else None."""
+        if self.transport is not None:
+            return self.transport
+        if self.client is not None:
+            return None
+        return self._last.get()
 
     async def open(self) -> AsyncTransport:
         if self.transport is not None:
@@ -108,7 +120,17 @@ class TransportSettings:
         if self.client is not None:
             return wrap_client(self.client)
         assert self.backend is not None
-        return await transport_for(self.backend, self.proxy, self.impersonate, self.verify)
+        return await self._last.open(self.backend, self.proxy, self.impersonate, self.verify)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A call's settings as checked, and the argument objects they were checked from."""
+
+    given: tuple[object, ...]
+    settings: TransportSettings
+    timeout: float | None
+    max_retries: int
 
 
 @dataclass(slots=True)
@@ -120,7 +142,7 @@ class Call(Generic[Prepared]):
     timeout: float | None
     max_retries: int
     settings: TransportSettings
-    user_cookies: dict[str, str] = field(repr=False)
+    user_cookies: Mapping[str, str] = field(repr=False)
 
 
 @dataclass(slots=True)
@@ -134,21 +156,42 @@ class _Running(Generic[Prepared]):
     conversation: Conversation[Prepared]
     #: The server's conversation this call continues, as remembered, if any.
     recalled: object | None = None
-    #: What bounds a transfer read whole: the deadline's scope, or nothing when the
-    #: transport ends such transfers at the deadline itself.
-    io: Any = None
     #: Credentials the site rejected in this call (the next attempt loads the page),
     #: and how it rejected them.
     stale: object | None = None
     rejection: StaleCredentials | None = None
-    #: The credentials of the latest attempt.
+    #: The credentials of the latest attempt, and the protocol of their dialect.
     used: object | None = None
+    dialect: Any = None
+
+
+_NO_COOKIES: Mapping[str, str] = MappingProxyType({})
+
+
+def _check_settings(given: tuple[object, ...]) -> _Checked:
+    """Check a call's settings (`Engine.prepare`'s arguments but the messages and
+    cookies, in its order); raises TypeError, ValueError or ImportError."""
+    proxy, timeout, max_retries, backend, impersonate, verify, transport, client = given
+    if transport is not None and not isinstance(transport, AsyncTransport):
+        raise TypeError(f"transport must be an AsyncTransport, not {type(transport).__name__}")
+    if transport is None and isinstance(client, AsyncTransport):
+        transport, client = client, None  # a transport passed as the client
+    checked_proxy = check_proxy(proxy)
+    settings = TransportSettings(
+        backend=pick_backend(backend, client) if transport is None else None,
+        proxy=checked_proxy,
+        impersonate=cast(str, impersonate),
+        verify=cast("bool | str", verify),
+        transport=transport,
+        client=client,
+    )
+    return _Checked(given, settings, check_timeout(timeout), check_retries(max_retries))
 
 
 class Engine(Generic[Credentials, Prepared]):
     """Calls to one site through one protocol; `label` names it in logs."""
 
-    __slots__ = ("bot", "label", "page_url", "protocol", "site", "url")
+    __slots__ = ("_checked", "_dialect_of", "bot", "label", "page_url", "protocol", "site", "url")
 
     def __init__(
         self,
@@ -165,6 +208,11 @@ class Engine(Generic[Credentials, Prepared]):
         # A bare host gets its "/"; a page's own path and query are kept as they are.
         self.page_url = url if urlsplit(url).path else url + "/"
         self.label = label
+        #: The settings of the latest call, checked: calls with the same ones (the
+        #: class's defaults, usually) skip the checks.
+        self._checked: _Checked | None = None
+        #: The latest credentials and the protocol of their dialect (`_dialect`).
+        self._dialect_of: tuple[Credentials, ChatProtocol[Credentials, Prepared]] | None = None
 
     # -- before any I/O --------------------------------------------------------------
 
@@ -188,35 +236,26 @@ class Engine(Generic[Credentials, Prepared]):
         turns = normalize_messages(messages) if messages is not None else []
         # (no messages: a call that only reads the page, and never reads `prepared`)
         prepared = cast("Prepared", self.protocol.prepare(turns) if messages is not None else None)
-        if transport is not None and not isinstance(transport, AsyncTransport):
-            raise TypeError(
-                f"transport must be an AsyncTransport, not {type(transport).__name__}"
-            )
-        if transport is None and isinstance(client, AsyncTransport):
-            transport, client = client, None  # a transport passed as the client
-        checked_proxy = check_proxy(proxy)
-        settings = TransportSettings(
-            backend=pick_backend(backend, client) if transport is None else None,
-            proxy=checked_proxy,
-            impersonate=impersonate,
-            verify=verify,
-            transport=transport,
-            client=client,
-        )
+        given = (proxy, timeout, max_retries, backend, impersonate, verify, transport, client)
+        checked = self._checked
+        # The same objects as last time passed the same checks: every one of them is
+        # immutable or checked by its type alone.
+        if checked is None or not all(map(operator.is_, checked.given, given)):
+            checked = self._checked = _check_settings(given)
         return Call(
             turns=turns,
             prepared=prepared,
-            timeout=check_timeout(timeout),
-            max_retries=check_retries(max_retries),
-            settings=settings,
-            user_cookies=check_cookies(cookies),
+            timeout=checked.timeout,
+            max_retries=checked.max_retries,
+            settings=checked.settings,
+            user_cookies=_NO_COOKIES if cookies is None else check_cookies(cookies),
         )
 
     # -- the call --------------------------------------------------------------------
 
     async def reply(self, call: Call[Prepared]) -> str:
         """The whole reply, read at once."""
-        running = await self._begin(call)
+        running = self._begin(call, call.settings.ready() or await call.settings.open())
         try:
             reply = await running.retrying.run(
                 lambda: self._attempt(running, self._ask), self._note_stale
@@ -236,7 +275,7 @@ class Engine(Generic[Credentials, Prepared]):
     async def stream(self, call: Call[Prepared]) -> ReplyStream:
         """The reply as a `ReplyStream`, opened up to its first piece (retries are
         only possible until then). The stream owns the call's deadline."""
-        running = await self._begin(call)
+        running = self._begin(call, call.settings.ready() or await call.settings.open())
         try:
             return await running.retrying.run(
                 lambda: self._attempt(running, self._open), self._note_stale
@@ -256,7 +295,7 @@ class Engine(Generic[Credentials, Prepared]):
     async def read_page(self, call: Call[Prepared]) -> Credentials:
         """Load the page once (with the call's retries and deadline) and read the
         credentials on it, without completing them; ScrapeError when it has none."""
-        running = await self._begin(call)
+        running = self._begin(call, call.settings.ready() or await call.settings.open())
         try:
             return await running.retrying.run(
                 lambda: self._load_page(running, fresh=False), self._note_stale
@@ -270,7 +309,7 @@ class Engine(Generic[Credentials, Prepared]):
         """Send one request that is not a chat turn (`chatgpt4o check`'s probe, say) with
         the site's cookies and the call's retries and deadline; `read` judges the whole
         answer, and a retryable error it raises is retried."""
-        running = await self._begin(call)
+        running = self._begin(call, call.settings.ready() or await call.settings.open())
 
         async def attempt() -> _T:
             return read(await self._exchange(running, request))
@@ -282,9 +321,9 @@ class Engine(Generic[Credentials, Prepared]):
         finally:
             running.deadline.close()
 
-    async def _begin(self, call: Call[Prepared]) -> _Running[Prepared]:
+    def _begin(self, call: Call[Prepared], transport: AsyncTransport) -> _Running[Prepared]:
+        """The call under way, on its transport: its deadline starts now."""
         deadline = Deadline(call.timeout)
-        transport = await call.settings.open()
         recalled = self.site.conversations.recall(call.turns)
         return _Running(
             call=call,
@@ -293,7 +332,6 @@ class Engine(Generic[Credentials, Prepared]):
             retrying=Retrying(retry_policy(call.max_retries), deadline, self.label),
             conversation=Conversation(call.prepared, recalled, recalled=recalled),
             recalled=recalled,
-            io=deadline.scope_for(transport.enforces_timeout),
         )
 
     def _forget_lost(self, running: _Running[Prepared]) -> None:
@@ -317,7 +355,9 @@ class Engine(Generic[Credentials, Prepared]):
         running: _Running[Prepared],
         step: Callable[[_Running[Prepared], Credentials], Awaitable[_T]],
     ) -> _T:
-        credentials = await self._credentials(running)
+        credentials = self._cached(running.stale)  # the usual case: no await needed
+        if credentials is None:
+            credentials = await self._credentials(running)
         rejection = running.rejection
         if (
             rejection is not None
@@ -327,6 +367,7 @@ class Engine(Generic[Credentials, Prepared]):
         ):
             raise rejection.if_again  # the same credentials again: it was not about them
         running.used = credentials
+        running.dialect = self._dialect(credentials)
         try:
             return await step(running, credentials)
         except StaleCredentials as err:
@@ -351,9 +392,22 @@ class Engine(Generic[Credentials, Prepared]):
 
     # -- credentials: cached, or one page load however many calls wait ---------------
 
+    def _dialect(self, credentials: Credentials) -> ChatProtocol[Credentials, Prepared]:
+        """The protocol that serves these credentials, asked once per credentials."""
+        known = self._dialect_of  # (one tuple: threads with loops of their own share it)
+        if known is not None and known[0] is credentials:
+            return known[1]
+        dialect = self.protocol.dialect(credentials)
+        self._dialect_of = (credentials, dialect)
+        return dialect
+
     def _cached(self, stale: object | None) -> Credentials | None:
         credentials = self.site.credentials
-        if credentials is None or credentials is stale or not self.protocol.usable(credentials):
+        if (
+            credentials is None
+            or credentials is stale
+            or not self._dialect(credentials).usable(credentials)
+        ):
             return None
         return credentials
 
@@ -435,7 +489,7 @@ class Engine(Generic[Credentials, Prepared]):
         response = await self._send(running, request, stream=False)
         body = response.content
         if body is None:
-            async with running.io:
+            async with running.deadline.scope_for(running.transport.enforces_timeout):
                 body = await response.aread(MAX_RESPONSE_BYTES)
         return Answer(response.status_code, response.headers, body, response.url)
 
@@ -509,24 +563,38 @@ class Engine(Generic[Credentials, Prepared]):
             logger.debug("%s: %s %s", self.label, request.method, redact(request.url))
         # A transfer read whole is ended by the transport itself at the deadline, when it
         # can; a streamed one is bounded by the deadline's own timer.
-        async with running.deadline.scope() if stream else running.io:
-            request.timeout = running.deadline.request_timeout()
-            response = await running.transport.send(request)
+        request.timeout = running.deadline.request_timeout()
+        transport = running.transport
+        if not stream and transport.enforces_timeout:
+            response = await transport.send(request)
+        else:
+            async with running.deadline.scope():
+                response = await transport.send(request)
         if debug:
             logger.debug("%s: %s %s -> %s", self.label, request.method, redact(request.url),
                          response.status_code)
         self._keep_cookies(response)
         return response
 
-    async def _last_request(
+    def _start_turn(
         self, running: _Running[Prepared], credentials: Credentials, *, stream: bool
-    ) -> Request:
-        """Run the turn's preliminary requests, if it has any; its last request."""
-        turn = self.protocol.turn(
+    ) -> tuple[TurnRequests, Request, bool]:
+        """The turn, its first request, and whether that is its last one (most turns
+        have one request: then nothing is awaited before it)."""
+        dialect: ChatProtocol[Credentials, Prepared] = running.dialect
+        turn = dialect.turn(
             credentials, running.conversation, visitor=self._visitor(), stream=stream
         )
         try:
-            request = next(turn)
+            return turn, next(turn), False
+        except StopIteration as done:
+            return turn, done.value, True
+
+    async def _finish_turn(
+        self, running: _Running[Prepared], turn: TurnRequests, request: Request
+    ) -> Request:
+        """Send the turn's preliminary requests, `request` first; its last request."""
+        try:
             while True:
                 request = turn.send(await self._exchange(running, request))
         except StopIteration as done:
@@ -535,20 +603,23 @@ class Engine(Generic[Credentials, Prepared]):
 
     async def _ask(self, running: _Running[Prepared], credentials: Credentials) -> str:
         """One try at the whole reply, read in one piece (plain JSON or a stream)."""
-        request = await self._last_request(running, credentials, stream=False)
+        turn, request, last = self._start_turn(running, credentials, stream=False)
+        if not last:
+            request = await self._finish_turn(running, turn, request)
         response = await self._send(running, request, stream=False)
         body = response.content  # read already, usually: the request was not streamed
         if body is None:
-            async with running.io:
+            async with running.deadline.scope_for(running.transport.enforces_timeout):
                 body = await response.aread()
+        dialect: ChatProtocol[Credentials, Prepared] = running.dialect
         if not response.ok:
-            self.protocol.check_answer(
+            dialect.check_answer(
                 response.status_code,
                 response.headers,
                 body[:ERROR_BODY_BYTES].decode("utf-8", "replace"),
                 credentials=credentials,
             )
-        return self.protocol.read_reply(credentials, running.conversation, body)
+        return dialect.read_reply(credentials, running.conversation, body)
 
     async def _open(
         self, running: _Running[Prepared], credentials: Credentials
@@ -558,20 +629,23 @@ class Engine(Generic[Credentials, Prepared]):
         Everything that can still be retried happens here: the status, an error in
         place of the stream, a stream that fails before it says anything.
         """
-        request = await self._last_request(running, credentials, stream=True)
+        turn, request, last = self._start_turn(running, credentials, stream=True)
+        if not last:
+            request = await self._finish_turn(running, turn, request)
         response = await self._send(running, request, stream=True)
+        dialect: ChatProtocol[Credentials, Prepared] = running.dialect
         if not response.ok:
             try:
                 async with running.deadline.scope():
                     body = await _read_some(response)
             finally:
                 await response.aclose()
-            self.protocol.check_answer(
+            dialect.check_answer(
                 response.status_code, response.headers, body, credentials=credentials
             )
         stream = ReplyStream(
             response,
-            self.protocol.reply_reader(credentials, running.conversation),
+            dialect.reply_reader(credentials, running.conversation),
             running.deadline,
             on_end=lambda reply: self._remember(running, reply),
         )

@@ -24,6 +24,7 @@ from ._transports.base import AsyncTransport
 __all__ = [
     "BACKENDS",
     "Backend",
+    "LastTransport",
     "SessionScope",
     "aclose_shared_sessions",
     "backend_of",
@@ -148,6 +149,9 @@ class SessionScope:
     def __init__(self) -> None:
         self._transports: dict[_Key, AsyncTransport] = {}
         self._closed = False
+        #: How often its transports were closed: a transport it gave before is its
+        #: answer still while this has not changed.
+        self.closings = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._transports)} open"
@@ -177,6 +181,7 @@ class SessionScope:
     async def _close_transports(self) -> None:
         transports = list(self._transports.values())
         self._transports.clear()
+        self.closings += 1
         for transport in transports:
             await transport.aclose()
 
@@ -196,7 +201,7 @@ class _LoopScope(SessionScope):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
-        self._loop = loop
+        self.loop = loop
         #: State other modules keep per loop (see `loop_local`), keyed by its owner.
         self.locals: weakref.WeakKeyDictionary[object, Any] = weakref.WeakKeyDictionary()
         self._watcher: AsyncGenerator[None, None] | None = None
@@ -215,7 +220,7 @@ class _LoopScope(SessionScope):
         finally:
             # The parked generator holds the loop (through its finalizer hook): let go
             # of both, or every loop ever used would stay in memory.
-            _loop_scopes.pop(self._loop, None)
+            _loop_scopes.pop(self.loop, None)
             self._watcher = None
             self.locals.clear()
             await self.aclose()
@@ -247,6 +252,50 @@ async def transport_for(
         if scope is None:
             scope = await _loop_scope()
     return scope.transport(backend, proxy, impersonate, verify)
+
+
+class LastTransport:
+    """The shared transport that one set of settings got last, for the next call.
+
+    It is taken again, with no pool lookup, while the pool would answer it anyway: in
+    the same event loop (the one of the scope that gave it), outside any
+    `session_scope()`, and before that scope closed its transports. Weak references
+    only, so that no finished loop is kept in memory; and one tuple, read at once, so
+    that threads that each run a loop never mix one loop's scope with another's
+    transport.
+    """
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: tuple[weakref.ref[_LoopScope], int, weakref.ref[AsyncTransport]] | None = (
+            None
+        )
+
+    def get(self) -> AsyncTransport | None:
+        """The kept transport, if it is still the pool's answer here; else None."""
+        kept = self._kept
+        if kept is None or _current_scope.get() is not None:
+            return None
+        scope = kept[0]()
+        if (
+            scope is None
+            or scope.loop is not asyncio.get_running_loop()
+            or scope.closings != kept[1]
+        ):
+            return None
+        return kept[2]()
+
+    async def open(
+        self, backend: Backend, proxy: str | None, impersonate: str, verify: bool | str
+    ) -> AsyncTransport:
+        """`transport_for` these settings, kept for the next call."""
+        transport = await transport_for(backend, proxy, impersonate, verify)
+        if _current_scope.get() is None:
+            scope = _loop_scopes.get(asyncio.get_running_loop())
+            if scope is not None:
+                self._kept = (weakref.ref(scope), scope.closings, weakref.ref(transport))
+        return transport
 
 
 _State = TypeVar("_State")

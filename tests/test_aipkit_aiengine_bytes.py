@@ -364,3 +364,30 @@ def test_the_ai_power_composite_judges_aipkit_answers_by_aipkit_rules() -> None:
     with pytest.raises(StaleCredentials) as gone:  # the JSON action removed (2.4.1)
         AIPowerProtocol().check_answer(400, {}, "0", credentials=aipkit_credentials())
     assert gone.value.reload_page
+
+
+def test_the_ai_power_composite_hands_each_kind_of_credentials_to_its_dialect() -> None:
+    from chatgpt4o.protocols.aipower import AIPowerProtocol
+    from chatgpt4o.protocols.wpaicg import PageInfo
+
+    composite = AIPowerProtocol()
+    legacy = PageInfo(post_id="11", nonce=NONCE, site_url="https://example.com")
+    as_legacy, as_aipkit = composite.dialect(legacy), composite.dialect(aipkit_credentials())
+    assert as_legacy is composite.dialect(legacy) is not as_aipkit
+    assert as_legacy.dialect(aipkit_credentials()) is as_aipkit  # the credentials decide
+    assert as_legacy.usable(legacy)
+    assert not as_legacy.usable(PageInfo(post_id="", nonce=""))
+    for protocol in (composite, as_legacy):  # the same request, and the same rules
+        turns = protocol.prepare([("user", "Hi")])
+        turn = protocol.turn(legacy, Conversation(turns), visitor="ab-cd-ef-gh-ij", stream=False)
+        with pytest.raises(StopIteration) as done:
+            next(turn)
+        request = done.value.value
+        assert b"wpaicg_chat_client_id=abcdefghij" in request.content
+        with pytest.raises(StaleCredentials) as gone:  # no legacy action: 2.3+ now
+            protocol.check_answer(400, {}, "0", credentials=legacy)
+        assert gone.value.reload_page
+        conversation = Conversation(turns)
+        body = b'{"status":"success","data":"Hi","thread_id":"thread_9"}'
+        assert protocol.read_reply(legacy, conversation, body) == "Hi"
+        assert conversation.state == ("wpaicg", "thread_9")

@@ -481,6 +481,30 @@ async def test_bad_arguments_fail_before_any_io(
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"timeout": 0}, ValueError),
+        ({"timeout": True}, TypeError),  # equal to 1, and still refused
+        ({"max_retries": 1.0}, ValueError),  # equal to 1, and still refused
+        ({"proxy": "ftp://host:1"}, ValueError),
+        ({"backend": "requests"}, ValueError),
+        ({"transport": object()}, TypeError),
+    ],
+)
+async def test_settings_are_checked_after_good_calls_too(
+    site: Site, emulator: SiteEmulator, kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    good = {"timeout": 1, "max_retries": 1}
+    assert await site.create_async("", USER_HELLO, **good) == expected_reply(emulator)
+    posts = emulator.posts
+    for _ in range(2):  # and again: a refused setting is never taken as checked
+        with pytest.raises(error):
+            await site.create_async("", USER_HELLO, **kwargs)
+    assert emulator.posts == posts
+    assert await site.create_async("", USER_HELLO, **good) == expected_reply(emulator)
+
+
+@pytest.mark.parametrize(
     ("cookies", "match"),
     [
         ({"a": "b;c=d"}, "cannot carry"),

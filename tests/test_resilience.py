@@ -392,6 +392,21 @@ async def test_session_scope(site: Site, emulator: SiteEmulator) -> None:
     assert len(scope) == 0
 
 
+async def test_a_scope_after_calls_outside_it_gets_its_own_transport(
+    site: Site, emulator: SiteEmulator
+) -> None:
+    await site.create_async("", USER_HELLO)
+    await site.create_async("", USER_HELLO)
+    assert emulator.connections == 1
+    async with site.session() as scope:
+        await site.create_async("", USER_HELLO)
+        assert len(scope) == 1
+        assert emulator.connections == 2
+    await site.create_async("", USER_HELLO)  # the loop's transport again, still open
+    assert emulator.connections == 2
+    assert shared_session_count() == 1
+
+
 LEAK_CHECK = textwrap.dedent(
     """
     import asyncio, gc, sys, warnings
@@ -436,14 +451,19 @@ def test_no_unclosed_warnings_when_asyncio_run_ends() -> None:
 
 
 def test_event_loops_are_freed_after_use() -> None:
+    def loops() -> list[asyncio.AbstractEventLoop]:
+        gc.collect()
+        return [obj for obj in gc.get_objects() if isinstance(obj, asyncio.AbstractEventLoop)]
+
+    # (loops of earlier tests, still held by what they left, are not this test's)
+    before = {id(loop) for loop in loops()}
     with EmulatorThread() as emu:
         local = Chatgpt4o.for_site(emu.url)
         for _ in range(10):
             asyncio.run(local.create_async("", USER_HELLO))
         list(local.create_completion("", USER_HELLO))
-    gc.collect()
-    loops = [obj for obj in gc.get_objects() if isinstance(obj, asyncio.AbstractEventLoop)]
-    assert len(loops) <= 2  # not one per call
+    left = [loop for loop in loops() if id(loop) not in before]
+    assert len(left) <= 2  # not one per call
 
 
 # -- cookies -------------------------------------------------------------------------------

@@ -112,6 +112,12 @@ def test_a_single_message_sends_an_empty_history() -> None:
     assert (form["message"], form["wpaicg_chat_history"]) == ("Hi", "[]")
 
 
+@pytest.mark.parametrize("text", ["Hi", 'a <b> & "c" \'d\'', "Ответ\n\tok", " 0 ", "00"])
+def test_one_user_message_is_prepared_as_any_conversation_is(text: str) -> None:
+    # A blank system message changes nothing, and takes the general path.
+    assert prepare_turns([("user", text)]) == prepare_turns([("system", " "), ("user", text)])
+
+
 def test_earlier_turns_go_into_the_history_the_last_user_turn_into_message() -> None:
     turns = [
         ("system", "Be brief."),
@@ -181,6 +187,32 @@ def test_php_warnings_before_and_inside_a_stream_are_skipped() -> None:
     pieces = [piece for byte in range(len(body)) for piece in parser.feed(body[byte : byte + 1])]
     assert pieces == ["Hel", "lo"]
     assert parser.close() == "Hello"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"data":"Hi"}\x0c\xc2\xa0', "Hi"),  # white space that JSON itself does not take
+        (b'{"data":"Hi"} \r\n\t', "Hi"),
+        (b'{"data":"Hi"} {}', ResponseError("not JSON")),  # more after the object
+        (b'{"data":"\xc3\xa9t\xc3\xa9"}', "\u00e9t\u00e9"),
+        (b'\xef\xbb\xbf{"data":"Hi"}', "Hi"),  # a UTF-8 BOM
+        (b'{"data":"Hi\xff"}', ResponseError("not valid UTF-8")),
+        ('{"data":"Hi"}'.encode("utf-16-le"), ResponseError("not JSON")),  # JSON reads it
+        (b'{"data":7}', ResponseError("'data' is not a string")),
+        (b'{"status":"success"}  ', ResponseError("'data' field missing")),
+    ],
+)
+def test_a_plain_answer_is_utf8_json_whatever_json_loads_would_take(
+    body: bytes, expected: str | ResponseError
+) -> None:
+    if isinstance(expected, str):
+        assert parse_reply(body) == expected
+        return
+    with pytest.raises(ResponseError, match=str(expected)) as caught:
+        parse_reply(body)
+    if b"\xff" not in body and not body.startswith(b"{\x00"):
+        assert caught.value.body == body.decode().strip()
 
 
 def test_html_that_is_not_php_noise_is_still_not_json() -> None:
@@ -291,6 +323,23 @@ def test_a_flag_event_stops_the_stream_at_once(flag: str, kind: str) -> None:
     parser = ReplyParser()
     with pytest.raises(ServiceError) as caught:
         parser.feed(flag_event + chunk("a normal stream follows") + b"data: [DONE]\n\n")
+    assert caught.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        ({"status": "success", "data": "x", "tokenLimitReached": True}, "token_limit"),
+        ({"status": "success", "msg": "", "data": "x", "modflag": True}, "banned_words"),
+        ({"status": "error", "msg": "Failed to initialize the AI instance.", "data": "x"},
+         "upstream"),
+    ],
+)
+def test_an_answer_with_data_and_an_error_is_the_error(
+    answer: dict[str, object], kind: str
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        parse_reply(json.dumps(answer).encode())
     assert caught.value.kind == kind
 
 

@@ -142,7 +142,7 @@ class Response:
             else Headers(headers or ())
         )
         #: The cookies this answer set (Set-Cookie), name to value.
-        self.cookies: dict[str, str] = dict(cookies or {})
+        self.cookies: dict[str, str] = dict(cookies) if cookies else {}
         if isinstance(content, str):
             content = content.encode("utf-8")
         #: The whole body, when it is in memory (not a streamed transfer).

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Coroutine
 from contextvars import ContextVar
 from typing import Any, ClassVar, Literal, cast
 from urllib.parse import urlsplit
@@ -157,11 +157,15 @@ _claimed_handle: ContextVar[list[Any] | None] = ContextVar("chatgpt4o_curl", def
 class _Session(AsyncSession):  # type: ignore[type-arg]
     """curl_cffi's session, telling the caller which curl handle a request took."""
 
-    async def pop_curl(self) -> Any:
-        curl = await super().pop_curl()
+    def pop_curl(self) -> Coroutine[Any, Any, Any]:  # curl_cffi awaits it
         claimed = _claimed_handle.get()
-        if claimed is not None:
-            claimed.append(curl)
+        if claimed is None:  # nobody asks (not a streamed request): no extra coroutine
+            return super().pop_curl()
+        return self._pop_claimed(claimed)
+
+    async def _pop_claimed(self, claimed: list[Any]) -> Any:
+        curl = await super().pop_curl()
+        claimed.append(curl)
         return curl
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar, Union, cast
 
 from .._exceptions import PluginUnavailableError, StaleCredentials
 from .._messages import Turn as MessageTurn
@@ -79,7 +79,11 @@ def _with_urls(info: PageInfo, *, page_url: str, site_url: str) -> PageInfo:
 
 
 class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
-    """AI Power 1.8.79 and newer, legacy or AIPKit, as the page shows."""
+    """AI Power 1.8.79 and newer, legacy or AIPKit, as the page shows.
+
+    Each step that depends on the credentials goes to the dialect of their kind
+    (`dialect`): `_Legacy` or `_Aipkit`, which the engine also calls directly.
+    """
 
     name: ClassVar[str] = "AI Power (any version)"
     missing: ClassVar[str] = (
@@ -90,6 +94,11 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
     def __init__(self) -> None:
         self.legacy = WpaicgProtocol()
         self.aipkit = AipkitProtocol()
+        self._as_legacy: AIPowerProtocol = _Legacy(self)
+        self._as_aipkit: AIPowerProtocol = _Aipkit(self)
+
+    def dialect(self, credentials: AIPowerCredentials | None) -> AIPowerProtocol:
+        return self._as_aipkit if isinstance(credentials, AipkitInfo) else self._as_legacy
 
     def prepare(self, turns: Sequence[MessageTurn]) -> AIPowerTurns:
         return AIPowerTurns(tuple(turns), self.legacy.prepare(turns))
@@ -98,22 +107,18 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
         return _PageReader(bot)
 
     def usable(self, credentials: AIPowerCredentials) -> bool:
-        if isinstance(credentials, AipkitInfo):
-            return True
-        return self.legacy.usable(credentials)
+        return self.dialect(credentials).usable(credentials)
 
     def same_credentials(self, old: AIPowerCredentials, new: AIPowerCredentials) -> bool:
         return type(old) is type(new) and old.nonce == new.nonce
 
     def refresh(self, stale: AIPowerCredentials) -> Request | None:
-        return self.aipkit.refresh(stale) if isinstance(stale, AipkitInfo) else None
+        return self.dialect(stale).refresh(stale)
 
     def read_completion(
         self, credentials: AIPowerCredentials, answer: Answer
     ) -> AIPowerCredentials | None:
-        if isinstance(credentials, AipkitInfo):
-            return self.aipkit.read_completion(credentials, answer)
-        return None
+        return self.dialect(credentials).read_completion(credentials, answer)
 
     def turn(
         self,
@@ -123,36 +128,14 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
         visitor: str,
         stream: bool,
     ) -> Turn:
-        if isinstance(credentials, AipkitInfo):
-            inner: Conversation[AipkitPrepared] = Conversation(
-                conversation.prepared.aipkit, recalled=_own(conversation.recalled, "aipkit")
-            )
-            try:
-                last = yield from self.aipkit.turn(
-                    credentials, inner, visitor=visitor, stream=stream
-                )
-            except PluginUnavailableError as gone:
-                raise StaleCredentials(
-                    str(gone), if_again=gone, only_if_renewed=True, reload_page=True
-                ) from None
-            conversation.state = ("aipkit", inner.state)
-            return last
-        legacy: Conversation[Prepared] = Conversation(
-            conversation.prepared.legacy, recalled=_own(conversation.recalled, "wpaicg")
+        return self.dialect(credentials).turn(
+            credentials, conversation, visitor=visitor, stream=stream
         )
-        # The plugin's client id: 10 alphanumerics, here the start of the visitor's UUID.
-        client_id = visitor.replace("-", "")[:10]
-        last = yield from self.legacy.turn(
-            credentials, legacy, visitor=client_id, stream=stream
-        )
-        return last
 
     def reply_reader(
         self, credentials: AIPowerCredentials, conversation: Conversation[AIPowerTurns]
     ) -> ReplyReader:
-        if isinstance(credentials, AipkitInfo):
-            return self.aipkit.reply_reader(credentials, Conversation(conversation.prepared.aipkit))
-        return _LegacyReader(self.legacy, credentials, conversation)
+        return self.dialect(credentials).reply_reader(credentials, conversation)
 
     def read_reply(
         self,
@@ -160,13 +143,7 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
         conversation: Conversation[AIPowerTurns],
         body: bytes,
     ) -> str:
-        if isinstance(credentials, AipkitInfo):
-            return super().read_reply(credentials, conversation, body)
-        legacy: Conversation[Prepared] = Conversation(conversation.prepared.legacy)
-        reply = self.legacy.read_reply(credentials, legacy, body)
-        if legacy.state is not None:
-            conversation.state = ("wpaicg", legacy.state)
-        return reply
+        return self.dialect(credentials).read_reply(credentials, conversation, body)
 
     def check_answer(
         self,
@@ -177,17 +154,9 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
         page: bool = False,
         credentials: object | None = None,
     ) -> None:
-        try:
-            if isinstance(credentials, AipkitInfo):
-                self.aipkit.check_answer(status, headers, body, page=page)
-            else:
-                self.legacy.check_answer(status, headers, body, page=page)
-        except PluginUnavailableError as gone:
-            # Upgraded (2.3+ has no legacy action) or downgraded under us, or the JSON
-            # action gone (2.4.1): only the page can tell; read it once more.
-            raise StaleCredentials(
-                str(gone), if_again=gone, only_if_renewed=True, reload_page=True
-            ) from None
+        # (no credentials: a page load, whose answer the legacy rules judge)
+        dialect = self.dialect(cast("AIPowerCredentials | None", credentials))
+        dialect.check_answer(status, headers, body, page=page, credentials=credentials)
 
     def new_visitor_id(self) -> str:
         return self.aipkit.new_visitor_id()
@@ -208,6 +177,155 @@ class AIPowerProtocol(ChatProtocol[AIPowerCredentials, AIPowerTurns]):
         if isinstance(credentials, AipkitInfo):
             return self.aipkit.read_probe(credentials, answer)
         return self.legacy.read_probe(credentials, answer)
+
+
+class _Dialect(AIPowerProtocol):
+    """AI Power for credentials of one kind: its steps go straight to that protocol."""
+
+    def __init__(self, composite: AIPowerProtocol) -> None:
+        # No protocols of its own: the composite's.
+        self.legacy = composite.legacy
+        self.aipkit = composite.aipkit
+        self._composite = composite
+
+    def dialect(self, credentials: AIPowerCredentials | None) -> AIPowerProtocol:
+        return self._composite.dialect(credentials)
+
+
+class _Legacy(_Dialect):
+    """AI Power <= 2.2 (`wpaicg`), its conversation state marked as the legacy one's."""
+
+    def usable(self, credentials: AIPowerCredentials) -> bool:
+        return bool(credentials.nonce)
+
+    def refresh(self, stale: AIPowerCredentials) -> Request | None:
+        return None
+
+    def read_completion(
+        self, credentials: AIPowerCredentials, answer: Answer
+    ) -> AIPowerCredentials | None:
+        return None
+
+    def turn(
+        self,
+        credentials: AIPowerCredentials,
+        conversation: Conversation[AIPowerTurns],
+        *,
+        visitor: str,
+        stream: bool,
+    ) -> Turn:
+        legacy: Conversation[Prepared] = Conversation(
+            conversation.prepared.legacy, recalled=_own(conversation.recalled, "wpaicg")
+        )
+        # The plugin's client id: 10 alphanumerics, here the start of the visitor's UUID.
+        client_id = visitor.replace("-", "")[:10]
+        return self.legacy.turn(
+            cast(PageInfo, credentials), legacy, visitor=client_id, stream=stream
+        )
+
+    def reply_reader(
+        self, credentials: AIPowerCredentials, conversation: Conversation[AIPowerTurns]
+    ) -> ReplyReader:
+        return _LegacyReader(self.legacy, cast(PageInfo, credentials), conversation)
+
+    def read_reply(
+        self,
+        credentials: AIPowerCredentials,
+        conversation: Conversation[AIPowerTurns],
+        body: bytes,
+    ) -> str:
+        legacy: Conversation[Prepared] = Conversation(conversation.prepared.legacy)
+        reply = self.legacy.read_reply(cast(PageInfo, credentials), legacy, body)
+        if legacy.state is not None:
+            conversation.state = ("wpaicg", legacy.state)
+        return reply
+
+    def check_answer(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
+    ) -> None:
+        try:
+            self.legacy.check_answer(status, headers, body, page=page)
+        except PluginUnavailableError as gone:
+            raise _maybe_upgraded(gone) from None
+
+
+class _Aipkit(_Dialect):
+    """AI Power 2.3+ (`aipkit`), its conversation state marked as AIPKit's."""
+
+    def usable(self, credentials: AIPowerCredentials) -> bool:
+        return True
+
+    def refresh(self, stale: AIPowerCredentials) -> Request | None:
+        return self.aipkit.refresh(cast(AipkitInfo, stale))
+
+    def read_completion(
+        self, credentials: AIPowerCredentials, answer: Answer
+    ) -> AIPowerCredentials | None:
+        return self.aipkit.read_completion(cast(AipkitInfo, credentials), answer)
+
+    def turn(
+        self,
+        credentials: AIPowerCredentials,
+        conversation: Conversation[AIPowerTurns],
+        *,
+        visitor: str,
+        stream: bool,
+    ) -> Turn:
+        inner: Conversation[AipkitPrepared] = Conversation(
+            conversation.prepared.aipkit, recalled=_own(conversation.recalled, "aipkit")
+        )
+        try:
+            last = yield from self.aipkit.turn(
+                cast(AipkitInfo, credentials), inner, visitor=visitor, stream=stream
+            )
+        except PluginUnavailableError as gone:
+            raise _maybe_upgraded(gone) from None
+        conversation.state = ("aipkit", inner.state)
+        return last
+
+    def reply_reader(
+        self, credentials: AIPowerCredentials, conversation: Conversation[AIPowerTurns]
+    ) -> ReplyReader:
+        return self.aipkit.reply_reader(
+            cast(AipkitInfo, credentials), Conversation(conversation.prepared.aipkit)
+        )
+
+    def read_reply(
+        self,
+        credentials: AIPowerCredentials,
+        conversation: Conversation[AIPowerTurns],
+        body: bytes,
+    ) -> str:
+        reader = self.reply_reader(credentials, conversation)
+        reader.feed(body)
+        return reader.close()
+
+    def check_answer(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
+    ) -> None:
+        try:
+            self.aipkit.check_answer(status, headers, body, page=page)
+        except PluginUnavailableError as gone:
+            raise _maybe_upgraded(gone) from None
+
+
+def _maybe_upgraded(gone: PluginUnavailableError) -> StaleCredentials:
+    """The site's plugin lacks the action these credentials need: upgraded (2.3+ has no
+    legacy action) or downgraded under us, or the JSON action gone (2.4.1). Only the
+    page can tell: it is read once more."""
+    return StaleCredentials(str(gone), if_again=gone, only_if_renewed=True, reload_page=True)
 
 
 class _LegacyReader(ReplyReader):

@@ -139,6 +139,14 @@ class ChatProtocol(ABC, Generic[Credentials, Prepared]):
         """A reader for one load of the page; `bot` picks one of several chatbots on it
         (None: the first)."""
 
+    def dialect(self, credentials: Credentials) -> ChatProtocol[Credentials, Prepared]:
+        """The protocol that serves calls made with `credentials`: this one, or, for a
+        protocol that speaks the dialect the page shows (`aipower`), that dialect's,
+        which goes straight to its own steps. The engine asks once per credentials and
+        then calls the answer for `usable`, `turn`, `reply_reader`, `read_reply` and
+        `check_answer` of the answers those credentials get."""
+        return self
+
     def usable(self, credentials: Credentials) -> bool:
         """False for credentials that cannot make a request (incomplete ones)."""
         return True

@@ -367,6 +367,16 @@ _CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
 _HTML_ESCAPES = str.maketrans(
     {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#039;"}
 )
+
+
+def _escape_html(text: str) -> str:
+    """The text as the browser sends it, HTML-escaped (`_HTML_ESCAPES`)."""
+    # Most messages have nothing to escape: five searches cost less than one translate.
+    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
+        return text.translate(_HTML_ESCAPES)
+    return text
+
+
 # The server deletes every backslash of the history before decoding it, so a JSON
 # escape would break it: quotes become entities, backslashes go, line breaks and tabs
 # (escaped as \n, \t) become spaces.
@@ -394,7 +404,7 @@ class Prepared:
 
 def _history_entry(role: str, text: str) -> str:
     if role == "user":
-        return "Human: " + text.translate(_HTML_ESCAPES).translate(_HISTORY_SAFE)
+        return "Human: " + _escape_html(text).translate(_HISTORY_SAFE)
     return "AI: " + text.translate(_HISTORY_SAFE)
 
 
@@ -405,6 +415,12 @@ def prepare_turns(turns: Sequence[MessageTurn]) -> Prepared:
     before the message when there is no history. A conversation that does not end with
     a user turn is flattened into `message`, as g4f's `format_prompt` does.
     """
+    if len(turns) == 1 and turns[0][0] == "user":
+        # The usual call, one user message: no system text, no history.
+        message = turns[0][1]
+        if not message.strip() or message == "0":
+            raise ValueError("messages: the prompt is empty; the site would refuse it")
+        return Prepared(_escape_html(message))
     system = " ".join(text for role, text in turns if role in SYSTEM_ROLES and text.strip())
     dialogue = [(role, text) for role, text in turns if role not in SYSTEM_ROLES]
     if not dialogue or dialogue[-1][0] != "user":
@@ -431,9 +447,9 @@ def prepare_turns(turns: Sequence[MessageTurn]) -> Prepared:
             ensure_ascii=False,
             separators=(",", ":"),
         )
-    folded = format_turns(turns).translate(_HTML_ESCAPES) if entries else None
+    folded = _escape_html(format_turns(turns)) if entries else None
     # The browser HTML-escapes what the visitor typed; so do we (docs/protocol.md §3.3).
-    return Prepared(message.translate(_HTML_ESCAPES), history, flattened, folded)
+    return Prepared(_escape_html(message), history, flattened, folded)
 
 
 def build_form(
@@ -658,28 +674,59 @@ def _skip_php_noise(body: bytes) -> bytes:
         offset = end + 1
 
 
-def _read_json_answer(text: str) -> tuple[str, str | None]:
+_JSON = json.JSONDecoder()
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _object_at_once(body: bytes) -> dict[str, Any] | None:
+    """The usual answer, a JSON object in UTF-8 with nothing around it, parsed in one
+    step; None for anything else, which `_read_json_answer` then looks at with care."""
+    if body[:1] != b"{":
+        return None
+    try:
+        # What json.loads does, less its wrappers (encoding detection, two regexes)
+        text = body.decode("utf-8")
+        answer, end = _JSON.raw_decode(text)
+    except (ValueError, RecursionError):  # bad UTF-8 too (a UnicodeDecodeError)
+        return None
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        return None  # more after the object
+    return answer if isinstance(answer, dict) else None
+
+
+# The keys of the plugin's answer with a reply (docs/protocol.md §4.2): none is an error flag.
+_REPLY_KEYS = frozenset({"status", "msg", "greeting_message", "data", "log", "thread_id"})
+
+
+def _read_json_answer(body: bytes) -> tuple[str, str | None]:
     """The reply (`data`) and Assistant thread id of a plain JSON answer, or the typed
     error it stands for."""
-    stripped = text.strip()
-    if not stripped:
-        raise ResponseError("Unexpected response: the answer is empty", body="")
-    try:
-        answer = json.loads(stripped)
-    except (ValueError, RecursionError) as err:
-        lowered = stripped[:8192].lower()
-        if _AYS_LINK in lowered or any(mark in lowered for mark in _EXPIRED_LINK_MARKERS):
-            # the 403 of a rejected nonce, sent as 200 after a notice (docs/protocol.md §4.9)
-            raise _stale_nonce_answer(stripped, 403) from None
-        raise ResponseError("Unexpected response: the answer is not JSON", body=stripped) from err
-    if not isinstance(answer, dict):
-        raise ResponseError("Unexpected response structure: not a JSON object", body=stripped)
-    _raise_for_plugin_error(answer)
-    if "data" not in answer:
-        raise ResponseError("Unexpected response structure: 'data' field missing", body=stripped)
-    data = answer["data"]
+    answer = _object_at_once(body)
+    if answer is None:
+        stripped = _decode(body).strip()
+        if not stripped:
+            raise ResponseError("Unexpected response: the answer is empty", body="")
+        try:
+            answer = json.loads(stripped)
+        except (ValueError, RecursionError) as err:
+            lowered = stripped[:8192].lower()
+            if _AYS_LINK in lowered or any(mark in lowered for mark in _EXPIRED_LINK_MARKERS):
+                # the 403 of a rejected nonce, sent as 200 after a notice (docs/protocol.md §4.9)
+                raise _stale_nonce_answer(stripped, 403) from None
+            raise ResponseError(
+                "Unexpected response: the answer is not JSON", body=stripped
+            ) from err
+        if not isinstance(answer, dict):
+            raise ResponseError("Unexpected response structure: not a JSON object", body=stripped)
+    # An answer with "data" and only a reply's keys has no error to raise: the usual case.
+    if not (answer.keys() <= _REPLY_KEYS and "data" in answer and answer.get("status") != "error"):
+        _raise_for_plugin_error(answer)
+    data = answer.get("data")
     if not isinstance(data, str):
-        raise ResponseError("Unexpected response structure: 'data' is not a string", body=stripped)
+        missing = "'data' field missing" if "data" not in answer else "'data' is not a string"
+        raise ResponseError(
+            f"Unexpected response structure: {missing}", body=_decode(body).strip()
+        )
     thread = answer.get("thread_id")
     return data, thread if isinstance(thread, str) and thread else None
 
@@ -875,9 +922,7 @@ class ReplyParser(ReplyReader):
         if self._mode is None:
             self._decide(final=True)
         if self._mode is None or self._mode == "json":
-            reply, self.thread_id = _read_json_answer(
-                _decode(_skip_php_noise(bytes(self._buffer)))
-            )
+            reply, self.thread_id = _read_json_answer(_skip_php_noise(bytes(self._buffer)))
             return reply
         if self._mode == "events":
             self._read_events(final=True)
@@ -926,7 +971,7 @@ def _frame_text(payload: bytes) -> str:
 def parse_reply(body: bytes) -> str:
     """The reply in a complete admin-ajax answer body (plain or streamed)."""
     if body[:1] == b"{" and len(body) <= MAX_RESPONSE_BYTES:  # plain JSON, the usual case
-        return _read_json_answer(_decode(body))[0]
+        return _read_json_answer(body)[0]
     parser = ReplyParser()
     parser.feed(body)
     return parser.close()
@@ -1027,7 +1072,7 @@ class WpaicgProtocol(ChatProtocol[PageInfo, Prepared]):
         self, credentials: PageInfo, conversation: Conversation[Prepared], body: bytes
     ) -> str:
         if body[:1] == b"{" and len(body) <= MAX_RESPONSE_BYTES:  # plain JSON, the usual case
-            reply, thread = _read_json_answer(_decode(body))
+            reply, thread = _read_json_answer(body)
             if thread:
                 conversation.state = thread
             return reply
