@@ -21,7 +21,6 @@ import importlib.util
 import itertools
 import json
 import os
-import shlex
 import stat
 import sys
 import time
@@ -43,7 +42,7 @@ from ._exceptions import (
 )
 from ._history import Exchange, HistoryError, Log, logs_path, new_id
 from ._messages import format_prompt
-from ._options import SiteOptions, env_value, site_options
+from ._options import SiteOptions, bot_option, emulator_argv, env_value, site_options
 from ._provider import Chatgpt4o, WordPressChat
 from ._runner import Runner
 from ._session import aclose_shared_sessions
@@ -99,14 +98,6 @@ def _logging_off(environ: Mapping[str, str]) -> bool:
     return value is not None and value.lower() not in ("0", "false", "no")
 
 
-def _bot(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not value.strip() or len(value) > 200:
-        raise UsageError(f"--bot must be a chatbot's id on the page, got {value!r}")
-    return value.strip()
-
-
 def _settings(
     args: argparse.Namespace, environ: Mapping[str, str], scrub: Scrubber
 ) -> _Settings:
@@ -124,7 +115,7 @@ def _settings(
         retries=site.retries,
         cookies=site.cookies,
         url=site.url,
-        bot=_bot(args.bot),
+        bot=bot_option(args),
         stream=True if args.stream is None else args.stream,
         json=args.json,
         local=args.local,
@@ -637,21 +628,12 @@ def _import_testing(name: str) -> Any:
         raise UsageError(f"--local: {err}") from None
 
 
-def _emulator_options(args: argparse.Namespace) -> list[str]:
-    if args.emulator and not args.local:
-        raise UsageError("--emulator configures the emulator of --local; add --local")
-    try:
-        return shlex.split(args.emulator)
-    except ValueError as err:
-        raise UsageError(f"--emulator: {err}") from None
-
-
 def _start_emulator(runner: Runner, args: argparse.Namespace, *, stream: bool) -> SiteEmulator:
     _import_testing("SiteEmulator")  # the install hint, if aiohttp is missing
     from .testing._serve import emulator_from_argv
 
     try:
-        emulator = emulator_from_argv(_emulator_options(args), stream=stream)
+        emulator = emulator_from_argv(emulator_argv(args), stream=stream)
     except ValueError as err:
         raise UsageError(str(err)) from None
     runner.run(emulator.start())
@@ -663,7 +645,7 @@ def _serve_emulator(args: argparse.Namespace) -> int:
     if args.prompt:
         raise UsageError("--serve-emulator takes no PROMPT")
     serve: Callable[..., int] = _import_testing("serve")
-    options = _emulator_options(args) + (["--stream"] if args.stream else [])
+    options = emulator_argv(args) + (["--stream"] if args.stream else [])
     return serve(options, prog=f"{PROG} --local --serve-emulator")
 
 
@@ -671,7 +653,7 @@ def run(args: argparse.Namespace, scrub: Scrubber) -> int:
     """Do what the parsed command line asks; return the exit code."""
     if args.serve_emulator:
         return _serve_emulator(args)
-    _emulator_options(args)  # checked before anything starts
+    emulator_argv(args)  # checked before anything starts
     settings = _settings(args, os.environ, scrub)
     conversation = _conversation(args, settings)
     prompt = _prompt(args)

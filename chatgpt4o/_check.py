@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from ._command import CommandParser, exit_code_for, run_async, run_command
+from ._config import check_bot
 from ._constants import DEFAULT_IMPERSONATE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._exceptions import (
     NonceError,
@@ -46,7 +47,7 @@ from ._exceptions import (
     ResponseError,
     ServiceError,
 )
-from ._options import add_site_options, site_options
+from ._options import add_bot_option, add_site_options, bot_option, site_options
 from ._terminal import EXIT_OK, PROG, Scrubber, UsageError, describe, report, write
 
 if TYPE_CHECKING:
@@ -152,10 +153,9 @@ async def check_site(
     from ._config import check_site_url
     from ._discover import SUPPORTED
     from ._engine import Engine, SiteState
-    from ._provider import _check_bot
 
     url = check_site_url(url)
-    bot = _check_bot(bot_id)
+    bot = check_bot(bot_id)
     discovery = _discovery()
     engine: Engine[Any, Any] = Engine(discovery, SiteState(), url, "check", bot)
     started = time.monotonic()
@@ -337,9 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the page with the chatbot (or --url, or the environment's default)",
     )
     add_site_options(parser)
-    parser.add_argument(
-        "--bot", metavar="ID", help="which chatbot of the page to check (default: the first)"
-    )
+    add_bot_option(parser, doing="check")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logs, and tracebacks, on stderr"
@@ -353,10 +351,9 @@ def _run(args: argparse.Namespace, scrub: Scrubber) -> int:
             raise UsageError("give the page as URL or as --url, not both")
         args.url = args.page
     site = site_options(args, os.environ, scrub)
-    if args.bot is not None and not args.bot.strip():
-        raise UsageError("--bot must be a chatbot's id on the page")
+    bot = bot_option(args)
 
-    result = run_async(check_site(site.site_url, bot_id=args.bot, **site.call_options))
+    result = run_async(check_site(site.site_url, bot_id=bot, **site.call_options))
     show(result, as_json=args.json, out=sys.stdout, scrub=scrub)
     if result.error is not None:
         report(result.error, sys.stderr, scrub, verbose=args.verbose)

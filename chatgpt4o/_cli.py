@@ -32,7 +32,7 @@ from typing import NoReturn
 
 from ._command import CommandParser, exit_code_for, run_command
 from ._constants import DEFAULT_MODEL, MODEL_ALIASES
-from ._options import add_site_options
+from ._options import add_bot_option, add_local_options, add_site_options
 from ._terminal import (
     ENV_COOKIE,
     ENV_LOGS_PATH,
@@ -47,7 +47,6 @@ from ._terminal import (
     EXIT_OK,
     EXIT_SERVER,
     EXIT_USAGE,
-    LOCAL_INSTALL_HINT,
     PROG,
     Scrubber,
     UsageError,
@@ -208,10 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"do not log this exchange (env {ENV_NO_LOG}=1 for every run)",
     )
     add_site_options(parser)
-    parser.add_argument(
-        "--bot", metavar="ID",
-        help="which chatbot of the page to talk to, by its id there (default: the first)",
-    )
+    add_bot_option(parser)
     parser.add_argument(
         "--stream", action=argparse.BooleanOptionalAction, default=None,
         help="print the reply as it arrives (the default), or all at once; with --local, "
@@ -222,16 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON object: reply, model, site, elapsed (seconds), "
         "conversation_id; on failure {\"error\": {type, message, exit_code}}",
     )
-    parser.add_argument(
-        "--local", action="store_true",
-        help="start the bundled site emulator on a free local port and talk to it "
-        f"(needs aiohttp: {LOCAL_INSTALL_HINT})",
-    )
-    parser.add_argument(
-        "--emulator", metavar="OPTIONS", default="",
-        help="with --local: options for the emulator, as python -m chatgpt4o.testing takes "
-        "them, in one string, e.g. --emulator='--plugin-version 1.8.84 --language de'",
-    )
+    add_local_options(parser)
     parser.add_argument(
         "--serve-emulator", action="store_true",
         help="with --local: only run the emulator and print its URL, until Ctrl-C "

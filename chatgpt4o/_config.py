@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "PROXY_SCHEMES",
+    "check_bot",
     "check_cookies",
     "check_proxy",
     "check_retries",
@@ -28,6 +29,18 @@ PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 # backslash or control character, and is ASCII.
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _COOKIE_VALUE = re.compile(r'"?[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*"?')
+
+
+def check_bot(bot_id: object) -> str | None:
+    """A chatbot's id on its page (a str or int) as the providers keep it; None: the
+    page's first chatbot."""
+    if bot_id is None:
+        return None
+    if isinstance(bot_id, int) and not isinstance(bot_id, bool):
+        return str(bot_id)
+    if not isinstance(bot_id, str) or not bot_id.strip() or len(bot_id) > 200:
+        raise ValueError(f"bot_id must be a chatbot's id (a str or int) or None, got {bot_id!r}")
+    return bot_id.strip()
 
 
 def check_timeout(timeout: object) -> float | None:

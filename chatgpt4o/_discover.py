@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from ._config import check_bot
 from ._constants import DEFAULT_IMPERSONATE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._engine import Engine, SiteState
 from ._messages import Turn as MessageTurn
-from ._provider import AIEngine, Chatgpt4o, WordPressChat, _check_bot
+from ._provider import AIEngine, Chatgpt4o, WordPressChat
 from ._transports.base import AsyncTransport
 from .protocols.base import ChatProtocol, Conversation, PageReader, ReplyReader, Turn
 
@@ -120,7 +121,7 @@ async def discover(
     the class's. Raises `ScrapeError` naming the plugins looked for when the page has
     none of them, and the library's other errors for the page load itself.
     """
-    bot = _check_bot(bot_id)
+    bot = check_bot(bot_id)
     settings: dict[str, Any] = {"bot_id": bot} if bot is not None else {}
     for name, value, default in (
         ("max_retries", max_retries, DEFAULT_MAX_RETRIES),

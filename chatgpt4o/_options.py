@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._config import PROXY_SCHEMES, check_proxy
+from ._config import PROXY_SCHEMES, check_bot, check_proxy
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_SITE_URL, DEFAULT_TIMEOUT
 from ._cookiefile import (
     CookieFileError,
@@ -37,6 +38,7 @@ from ._terminal import (
     ENV_PROXY,
     ENV_TIMEOUT,
     ENV_URL,
+    LOCAL_INSTALL_HINT,
     Scrubber,
     UsageError,
     parse_seconds,
@@ -44,7 +46,11 @@ from ._terminal import (
 
 __all__ = [
     "SiteOptions",
+    "add_bot_option",
+    "add_local_options",
     "add_site_options",
+    "bot_option",
+    "emulator_argv",
     "env_value",
     "site_options",
     "whole_number",
@@ -186,6 +192,50 @@ def _proxy(text: str, source: str) -> str:
         return check_proxy(text) or text
     except (TypeError, ValueError) as err:
         raise UsageError(f"{source}: {err}") from None
+
+
+def add_bot_option(parser: argparse.ArgumentParser, *, doing: str = "talk to") -> None:
+    """Add --bot: one of several chatbots on the page."""
+    parser.add_argument(
+        "--bot", metavar="ID",
+        help=f"which chatbot of the page to {doing}, by its id there (default: the first)",
+    )
+
+
+def add_local_options(
+    parser: argparse.ArgumentParser, *, doing: str = "talk to it", example: bool = True
+) -> None:
+    """Add --local (the bundled emulator) and --emulator (its options)."""
+    parser.add_argument(
+        "--local", action="store_true",
+        help=f"start the bundled site emulator on a free local port and {doing} "
+        f"(needs aiohttp: {LOCAL_INSTALL_HINT})",
+    )
+    parser.add_argument(
+        "--emulator", metavar="OPTIONS", default="",
+        help="with --local: options for the emulator, as python -m chatgpt4o.testing takes "
+        "them, in one string"
+        + (", e.g. --emulator='--plugin-version 1.8.84 --language de'" if example else ""),
+    )
+
+
+def bot_option(args: argparse.Namespace) -> str | None:
+    """The --bot of `args`, checked as the providers check a bot id."""
+    try:
+        return check_bot(args.bot)
+    except ValueError:
+        raise UsageError(f"--bot must be a chatbot's id on the page, got {args.bot!r}") from None
+
+
+def emulator_argv(args: argparse.Namespace) -> list[str]:
+    """The emulator's options of --emulator, split as a shell would; a UsageError when
+    they cannot be, or come without --local."""
+    if args.emulator and not args.local:
+        raise UsageError("--emulator configures the emulator of --local; add --local")
+    try:
+        return shlex.split(args.emulator)
+    except ValueError as err:
+        raise UsageError(f"--emulator: {err}") from None
 
 
 def env_value(environ: Mapping[str, str], name: str) -> str | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from urllib.parse import urlsplit
 
 from ._base import AsyncProvider, ProviderModelMixin
-from ._config import check_site_url
+from ._config import check_bot, check_site_url
 from ._constants import (
     DEFAULT_IMPERSONATE,
     DEFAULT_MAX_RETRIES,
@@ -47,16 +47,6 @@ _bound_sites: dict[tuple[type, str, tuple[tuple[str, Any], ...]], type] = {}
 _SITE_SETTINGS = frozenset(
     {"max_retries", "impersonate", "verify", "backend", "transport", "bot_id"}
 )
-
-
-def _check_bot(bot: object) -> str | None:
-    if bot is None:
-        return None
-    if isinstance(bot, int) and not isinstance(bot, bool):
-        return str(bot)
-    if not isinstance(bot, str) or not bot.strip():
-        raise ValueError(f"bot_id must be a chatbot's id (a str or int) or None, got {bot!r}")
-    return bot.strip()
 
 
 class _SiteMeta(ABCMeta):
@@ -227,7 +217,7 @@ class WordPressChat(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
         `transport`, `bot_id`.
         """
         url = check_site_url(url)
-        _check_bot(settings.get("bot_id"))
+        check_bot(settings.get("bot_id"))
         unknown = set(settings) - _SITE_SETTINGS
         if unknown:
             raise TypeError(
@@ -290,7 +280,7 @@ class WordPressChat(AsyncProvider, ProviderModelMixin, metaclass=_SiteMeta):
                 )
             url = check_site_url(cls.url, f"{cls.__name__}.url")
             engine = cls._engine_of = Engine(
-                cls.protocol, cls._site, url, cls.__name__, _check_bot(cls.bot_id)
+                cls.protocol, cls._site, url, cls.__name__, check_bot(cls.bot_id)
             )
         return engine
 

@@ -25,7 +25,6 @@ import importlib.util
 import ipaddress
 import logging
 import os
-import shlex
 import signal
 import socket
 import sys
@@ -34,7 +33,15 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .._command import CommandParser, run_command
-from .._options import add_site_options, env_value, site_options
+from .._options import (
+    add_bot_option,
+    add_local_options,
+    add_site_options,
+    bot_option,
+    emulator_argv,
+    env_value,
+    site_options,
+)
 from .._terminal import (
     ENV_PROXY,
     ENV_TIMEOUT,
@@ -48,7 +55,7 @@ from .._terminal import (
     parse_seconds,
     write,
 )
-from ._settings import DEFAULT_MAX_BODY_SIZE, ENV_API_KEY, ServerConfig, check_bot
+from ._settings import DEFAULT_MAX_BODY_SIZE, ENV_API_KEY, ServerConfig
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "SERVER_INSTALL_HINT", "build_parser", "main"]
 
@@ -128,20 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the port (default {DEFAULT_PORT}; 0: a free one)",
     )
     add_site_options(parser)
-    parser.add_argument(
-        "--local", action="store_true",
-        help="start the bundled site emulator on a free local port and serve it "
-        f"(needs aiohttp: {LOCAL_INSTALL_HINT})",
-    )
-    parser.add_argument(
-        "--emulator", metavar="OPTIONS", default="",
-        help="with --local: options for the emulator, as python -m chatgpt4o.testing takes "
-        "them, in one string",
-    )
-    parser.add_argument(
-        "--bot", metavar="ID",
-        help="which chatbot of the page to talk to, by its id there (default: the first)",
-    )
+    add_local_options(parser, doing="serve it", example=False)
+    add_bot_option(parser)
     parser.add_argument(
         "--api-key", metavar="KEY",
         help=f"clients must send 'Authorization: Bearer KEY' (env {ENV_API_KEY}; "
@@ -270,23 +265,15 @@ def _console_logging(scrub: Scrubber, verbose: bool) -> Iterator[None]:
 def _serve(args: argparse.Namespace, scrub: Scrubber) -> int:
     _need("starlette", SERVER_INSTALL_HINT, f"{PROG} serve")
     _need("uvicorn", SERVER_INSTALL_HINT, f"{PROG} serve")
-    if args.emulator and not args.local:
-        raise UsageError("--emulator configures the emulator of --local; add --local")
+    emulator_options = emulator_argv(args)
     if args.local:
         _need("aiohttp", LOCAL_INSTALL_HINT, "--local")
-    try:
-        emulator_options = shlex.split(args.emulator)
-    except ValueError as err:
-        raise UsageError(f"--emulator: {err}") from None
     site = site_options(args, os.environ, scrub, local=args.local)
     api_key: str | None = args.api_key
     if api_key is None:
         api_key = env_value(os.environ, ENV_API_KEY)
     scrub.add(api_key)
-    try:
-        bot = check_bot(args.bot)
-    except ValueError as err:
-        raise UsageError(f"--bot: {err}") from None
+    bot = bot_option(args)
     config = ServerConfig(
         site=site,
         api_key=api_key or None,

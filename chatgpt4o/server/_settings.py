@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .._config import check_bot
 from .._options import SiteOptions, env_value, site_options
 from .._terminal import Scrubber, UsageError
 
@@ -22,7 +23,6 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "ENV_API_KEY",
     "ServerConfig",
-    "check_bot",
     "server_config",
 ]
 
@@ -46,17 +46,6 @@ class ServerConfig:
     provider: type[WordPressChat] | None = None
     #: Hides the configuration's secrets (the key, cookie values, the proxy password).
     scrub: Scrubber = field(default_factory=Scrubber, repr=False, compare=False)
-
-
-def check_bot(bot_id: object) -> str | None:
-    """A chatbot id as the providers take it; ValueError for one that cannot be."""
-    if bot_id is None:
-        return None
-    if isinstance(bot_id, int) and not isinstance(bot_id, bool):
-        return str(bot_id)
-    if not isinstance(bot_id, str) or not bot_id.strip():
-        raise ValueError(f"bot_id must be a chatbot's id on the page, got {bot_id!r}")
-    return bot_id.strip()
 
 
 def _check_number(name: str, value: object, *, whole: bool, least: float) -> None:
