@@ -24,16 +24,17 @@ journal, busy timeout) rather than fail or lose a row.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._terminal import ENV_LOGS_PATH
 
@@ -51,6 +52,8 @@ APP_NAME = "chatgpt4o"
 SCHEMA_VERSION = 1
 #: Seconds a writer waits for another one to finish.
 BUSY_TIMEOUT = 10.0
+
+_T = TypeVar("_T")
 
 
 class HistoryError(Exception):
@@ -181,22 +184,32 @@ class Log:
     def _fail(self, action: str, err: BaseException) -> HistoryError:
         return HistoryError(f"cannot {action} the conversation log {str(self.path)!r}: {err}")
 
-    @contextmanager
-    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection | None]:
+    def _use(self, work: Callable[[sqlite3.Connection], _T], *, write: bool) -> _T | None:
+        """`work` on a connection to the log, its schema up to date; None when reading a
+        log that does not exist (nothing is created). A busy or locked database is tried
+        again until BUSY_TIMEOUT: SQLite answers some of those at once, without waiting
+        in its busy handler (a change of journal mode, a WAL file being set up or
+        removed as other processes open and close the log)."""
         if not write and not self.path.exists():
-            yield None
-            return
-        try:
-            if write:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            with closing(
-                sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            ) as db:
-                db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-                self._migrate(db)
-                yield db
-        except (sqlite3.Error, OSError) as err:
-            raise self._fail("write" if write else "read", err) from None
+            return None
+        give_up = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                if write:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                with closing(
+                    sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+                ) as db:
+                    db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+                    self._migrate(db)
+                    return work(db)
+            except sqlite3.OperationalError as err:
+                busy = "locked" in str(err) or "busy" in str(err)
+                if not busy or time.monotonic() >= give_up:
+                    raise self._fail("write" if write else "read", err) from None
+            except (sqlite3.Error, OSError) as err:
+                raise self._fail("write" if write else "read", err) from None
+            time.sleep(random.uniform(0.005, 0.05))  # apart from the others waiting
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         version: int = db.execute("PRAGMA user_version").fetchone()[0]
@@ -227,20 +240,15 @@ class Log:
     def record(self, exchange: Exchange) -> None:
         """Add `exchange` to the log."""
         row = tuple(asdict(exchange).values())
-        with self._connect(write=True) as db:
-            assert db is not None
-            db.execute(f"INSERT INTO exchanges ({_COLUMNS}) VALUES ({', '.join('?' * 11)})", row)
+        insert = f"INSERT INTO exchanges ({_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+        self._use(lambda db: db.execute(insert, row), write=True)
 
     # -- reading --------------------------------------------------------------------
 
     def _select(self, where: str, params: tuple[Any, ...], suffix: str = "") -> list[Exchange]:
-        with self._connect(write=False) as db:
-            if db is None:
-                return []
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM exchanges {where} {suffix}", params
-            ).fetchall()
-        return [Exchange(*row) for row in rows]
+        select = f"SELECT {_COLUMNS} FROM exchanges {where} {suffix}"
+        rows = self._use(lambda db: db.execute(select, params).fetchall(), write=False)
+        return [Exchange(*row) for row in rows or ()]
 
     def last_conversation_id(self) -> str | None:
         """The conversation of the newest exchange; None for an empty log."""

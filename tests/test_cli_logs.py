@@ -140,6 +140,41 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     assert prompts == {f"{name}-{n}" for name in "abc" for n in range(100)}
 
 
+def test_a_log_that_is_busy_for_a_moment_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite answers some contention at once, without its busy handler (a journal mode
+    # being changed, a WAL file being set up while another process closes the log).
+    log = Log(tmp_path / "logs.db")
+    migrate = Log._migrate
+    busy = [sqlite3.OperationalError("database is locked")] * 2
+
+    def sometimes_busy(self: Log, db: sqlite3.Connection) -> None:
+        if busy:
+            raise busy.pop()
+        migrate(self, db)
+
+    monkeypatch.setattr(Log, "_migrate", sometimes_busy)
+    log.record(exchange("c1", "hi"))
+    assert busy == []
+    assert [e.prompt for e in log.recent()] == ["hi"]
+
+
+def test_other_database_errors_are_not_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def broken(self: Log, db: sqlite3.Connection) -> None:
+        calls.append(1)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Log, "_migrate", broken)
+    with pytest.raises(HistoryError, match=r"cannot write the conversation log.*disk I/O error"):
+        Log(tmp_path / "logs.db").record(exchange("c1", "hi"))
+    assert calls == [1]
+
+
 # -- what a run logs ---------------------------------------------------------------------
 
 
