@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Union, cast
+from typing import Any, ClassVar, Union, cast
 
 from .._exceptions import PluginUnavailableError, StaleCredentials
 from .._messages import Turn as MessageTurn
@@ -191,9 +191,32 @@ class _Dialect(AIPowerProtocol):
     def dialect(self, credentials: AIPowerCredentials | None) -> AIPowerProtocol:
         return self._composite.dialect(credentials)
 
+    @property
+    def inner(self) -> ChatProtocol[Any, Any]:
+        """The protocol of this dialect's credentials."""
+        raise NotImplementedError
+
+    def check_answer(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+        *,
+        page: bool = False,
+        credentials: object | None = None,
+    ) -> None:
+        try:
+            self.inner.check_answer(status, headers, body, page=page)
+        except PluginUnavailableError as gone:
+            raise _maybe_upgraded(gone) from None
+
 
 class _Legacy(_Dialect):
     """AI Power <= 2.2 (`wpaicg`), its conversation state marked as the legacy one's."""
+
+    @property
+    def inner(self) -> ChatProtocol[Any, Any]:
+        return self.legacy
 
     def usable(self, credentials: AIPowerCredentials) -> bool:
         return bool(credentials.nonce)
@@ -240,23 +263,13 @@ class _Legacy(_Dialect):
             conversation.state = ("wpaicg", legacy.state)
         return reply
 
-    def check_answer(
-        self,
-        status: int,
-        headers: Mapping[str, str],
-        body: str,
-        *,
-        page: bool = False,
-        credentials: object | None = None,
-    ) -> None:
-        try:
-            self.legacy.check_answer(status, headers, body, page=page)
-        except PluginUnavailableError as gone:
-            raise _maybe_upgraded(gone) from None
-
 
 class _Aipkit(_Dialect):
     """AI Power 2.3+ (`aipkit`), its conversation state marked as AIPKit's."""
+
+    @property
+    def inner(self) -> ChatProtocol[Any, Any]:
+        return self.aipkit
 
     def usable(self, credentials: AIPowerCredentials) -> bool:
         return True
@@ -296,29 +309,8 @@ class _Aipkit(_Dialect):
             cast(AipkitInfo, credentials), Conversation(conversation.prepared.aipkit)
         )
 
-    def read_reply(
-        self,
-        credentials: AIPowerCredentials,
-        conversation: Conversation[AIPowerTurns],
-        body: bytes,
-    ) -> str:
-        reader = self.reply_reader(credentials, conversation)
-        reader.feed(body)
-        return reader.close()
-
-    def check_answer(
-        self,
-        status: int,
-        headers: Mapping[str, str],
-        body: str,
-        *,
-        page: bool = False,
-        credentials: object | None = None,
-    ) -> None:
-        try:
-            self.aipkit.check_answer(status, headers, body, page=page)
-        except PluginUnavailableError as gone:
-            raise _maybe_upgraded(gone) from None
+    # the engine's default: the whole body through the reply reader
+    read_reply = ChatProtocol.read_reply
 
 
 def _maybe_upgraded(gone: PluginUnavailableError) -> StaleCredentials:
